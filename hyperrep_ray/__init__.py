@@ -1,0 +1,1 @@
+"""hyperrep_ray."""

@@ -1,0 +1,59 @@
+"""Figures and tables people would rather look at than logs (PNG, Markdown)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+
+def _plt():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def plot_zoo_accuracy(summary: dict[str, Any], path: str | Path) -> Path:
+    """Test-accuracy quantile bands of the zoo per recorded epoch."""
+    plt = _plt()
+    per = summary["test_acc"]
+    epochs = sorted(int(e) for e in per)
+    get = lambda k: [per[e][k] if e in per else per[str(e)][k] for e in epochs]  # noqa: E731
+    fig, ax = plt.subplots(figsize=(6, 4))
+    ax.fill_between(epochs, get("q05"), get("q95"), alpha=0.2, label="5-95 %")
+    ax.fill_between(epochs, get("q25"), get("q75"), alpha=0.4, label="25-75 %")
+    ax.plot(epochs, get("median"), marker="o", label="median")
+    ax.axhline(0.1, color="grey", ls="--", lw=1, label="random guessing")
+    ax.set_xlabel("epoch")
+    ax.set_ylabel("test accuracy")
+    ax.set_ylim(0, 1)
+    ax.set_title(f"zoo {summary['name']}: {summary['models_stored']} models")
+    ax.legend(loc="lower right")
+    fig.tight_layout()
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+    return path
+
+
+def zoo_summary_markdown(summary: dict[str, Any], epochs: list[int] | None = None) -> str:
+    per = summary["test_acc"]
+    keys = sorted(int(e) for e in per)
+    rows = [e for e in keys if epochs is None or e in epochs or e == keys[-1]]
+    lines = [
+        f"zoo **{summary['name']}** ({summary['dataset']}): {summary['models_stored']}/{summary['models_planned']} "
+        f"models, {summary['num_params']} parameters, splits {summary['splits']}, {summary['rows']} checkpoints",
+        "",
+        "| epoch | n | mean | std | q05 | q25 | median | q75 | q95 |",
+        "|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+    ]
+    for e in rows:
+        s = per[e]
+        lines.append(
+            f"| {e} | {s['n']} | {s['mean']:.3f} | {s['std']:.3f} | {s['q05']:.3f} | {s['q25']:.3f} | "
+            f"{s['median']:.3f} | {s['q75']:.3f} | {s['q95']:.3f} |"
+        )
+    return "\n".join(lines)

@@ -1,0 +1,1 @@
+"""Model zoo: the zoo CNN and population training."""

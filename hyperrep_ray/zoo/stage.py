@@ -1,0 +1,39 @@
+"""The zoo stage as users run it: train into the store, tracked as one MLflow run."""
+
+from __future__ import annotations
+
+import tempfile
+from pathlib import Path
+from typing import Any
+
+from hyperrep_ray import tracking
+from hyperrep_ray.config import ZooConfig
+from hyperrep_ray.report import plot_zoo_accuracy, zoo_summary_markdown
+from hyperrep_ray.zoo.train import ZooResult, train_zoo, zoo_summary
+
+
+def run_zoo_stage(
+    cfg: ZooConfig, out: str, tracking_uri: str | None = None, nested: bool = False, progress: bool = True
+) -> tuple[ZooResult, dict[str, Any]]:
+    """Train (or finish) the zoo at ``out`` and log config, per-epoch accuracy quantiles,
+    zoo.json and an accuracy plot to MLflow."""
+    import mlflow
+
+    with tracking.run(f"zoo-{cfg.name}", cfg.model_dump(mode="json"), tracking_uri, nested=nested,
+                      tags={"stage": "zoo"}):
+        result = train_zoo(cfg, out, progress=progress)
+        summary = zoo_summary(out)
+        for epoch, s in summary["test_acc"].items():
+            tracking.log_metrics({f"test_acc_{k}": v for k, v in s.items() if k != "n"}, step=int(epoch))
+        tracking.log_metrics({
+            "models_stored": summary["models_stored"], "models_diverged": len(result.diverged),
+            "wall_seconds": result.seconds, "shards_trained": len(result.trained_shards),
+        })
+        mlflow.log_dict(result.meta, "zoo.json")
+        mlflow.log_dict(summary, "zoo_summary.json")
+        with tempfile.TemporaryDirectory() as tmp:
+            mlflow.log_artifact(str(plot_zoo_accuracy(summary, Path(tmp) / "zoo_test_accuracy.png")))
+            md = Path(tmp) / "zoo_summary.md"
+            md.write_text(zoo_summary_markdown(summary) + "\n")
+            mlflow.log_artifact(str(md))
+    return result, summary
