@@ -1,7 +1,7 @@
 """`hyperrep`: one subcommand per stage of the pipeline (see DESIGN.md).
 
-    hyperrep zoo --preset quick --out runs/quick/zoo       train a model zoo into a Parquet store
-    hyperrep zoo-info runs/quick/zoo                        summarise a store
+hyperrep zoo --preset quick --out runs/quick/zoo       train a model zoo into a Parquet store
+hyperrep zoo-info runs/quick/zoo                        summarise a store
 """
 
 from __future__ import annotations
@@ -27,7 +27,9 @@ def command(name: str):
 
 
 def _add_common(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--tracking-uri", help="MLflow tracking URI (default: $MLFLOW_TRACKING_URI or ./mlflow.db)")
+    p.add_argument(
+        "--tracking-uri", help="MLflow tracking URI (default: $MLFLOW_TRACKING_URI or ./mlflow.db)"
+    )
     p.add_argument("--no-progress", action="store_true", help="hide progress bars")
 
 
@@ -41,14 +43,21 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
 
     z = sub.add_parser(
-        "zoo", help="train a population of zoo CNNs into a Parquet weight store (Ray Tasks)",
+        "zoo",
+        help="train a population of zoo CNNs into a Parquet weight store (Ray Tasks)",
         description="Train a model zoo (paper Tables 5-7) into a Parquet weight store. Rerunning the same "
         "command resumes: finished shards are kept, missing ones are trained.",
     )
-    z.add_argument("--preset", choices=PRESETS, default="quick", help="sizes: smoke (tests), quick (default), paper")
-    z.add_argument("--dataset", default="digits", help="digits (embedded, default), mnist, svhn, cifar10, stl10")
+    z.add_argument(
+        "--preset", choices=PRESETS, default="quick", help="sizes: smoke (tests), quick (default), paper"
+    )
+    z.add_argument(
+        "--dataset", default="digits", help="digits (embedded, default), mnist, svhn, cifar10, stl10"
+    )
     z.add_argument("--data-root", help="directory with the torchvision data set (not needed for digits)")
-    z.add_argument("--download", action="store_true", help="download the data set into --data-root (needs internet)")
+    z.add_argument(
+        "--download", action="store_true", help="download the data set into --data-root (needs internet)"
+    )
     z.add_argument("--out", required=True, help="store directory or URI (s3://, gs://)")
     z.add_argument("--models", type=int, dest="num_models", help="number of models (overrides the preset)")
     z.add_argument("--epochs", type=int, help="training epochs; checkpoints are kept for 0..EPOCHS")
@@ -56,7 +65,9 @@ def build_parser() -> argparse.ArgumentParser:
     z.add_argument("--lr", type=float)
     z.add_argument("--weight-decay", type=float)
     z.add_argument("--activation", choices=["tanh", "gelu", "relu", "sigmoid"])
-    z.add_argument("--init", choices=["uniform", "normal", "kaiming_uniform", "kaiming_normal", "xavier", "default"])
+    z.add_argument(
+        "--init", choices=["uniform", "normal", "kaiming_uniform", "kaiming_normal", "xavier", "default"]
+    )
     z.add_argument("--batch-size", type=int)
     z.add_argument("--population-size", type=int, help="models trained together as one batched module")
     z.add_argument("--models-per-shard", type=int, help="models per Ray Task and per Parquet file")
@@ -64,7 +75,9 @@ def build_parser() -> argparse.ArgumentParser:
     z.add_argument("--config", help="JSON file with ZooConfig fields (CLI flags win)")
     _add_common(z)
 
-    i = sub.add_parser("zoo-info", help="summarise a weight store: models, epochs, splits, accuracy quantiles")
+    i = sub.add_parser(
+        "zoo-info", help="summarise a weight store: models, epochs, splits, accuracy quantiles"
+    )
     i.add_argument("store", help="store directory or URI")
     i.add_argument("--json", action="store_true", help="print the summary as JSON")
     return parser
@@ -80,17 +93,34 @@ def _zoo(args: argparse.Namespace) -> int:
     from hyperrep_ray.zoo.stage import run_zoo_stage
 
     values = load_json_config(args.config) if args.config else {}
-    values.update(_overrides(args, [
-        "data_root", "num_models", "epochs", "seed_offset", "lr", "weight_decay", "activation", "init",
-        "batch_size", "population_size", "models_per_shard", "num_gpus_per_task",
-    ]))
+    values.update(
+        _overrides(
+            args,
+            [
+                "data_root",
+                "num_models",
+                "epochs",
+                "seed_offset",
+                "lr",
+                "weight_decay",
+                "activation",
+                "init",
+                "batch_size",
+                "population_size",
+                "models_per_shard",
+                "num_gpus_per_task",
+            ],
+        )
+    )
     if args.download:
         values["download"] = True
     cfg = zoo_preset(args.preset, values.pop("dataset", args.dataset), **values)
     result, summary = run_zoo_stage(cfg, args.out, args.tracking_uri, progress=not args.no_progress)
     print(zoo_summary_markdown(summary, [0, 1, 5, 10, 25, 50]))
-    print(f"\nstore: {args.out} ({len(result.trained_shards)} shard(s) trained, "
-          f"{len(result.skipped_shards)} already complete) in {result.seconds:.1f} s")
+    print(
+        f"\nstore: {args.out} ({len(result.trained_shards)} shard(s) trained, "
+        f"{len(result.skipped_shards)} already complete) in {result.seconds:.1f} s"
+    )
     return 0
 
 
@@ -107,7 +137,9 @@ def _zoo_info(args: argparse.Namespace) -> int:
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING, format="%(levelname)s %(message)s")
+    logging.basicConfig(
+        level=logging.INFO if args.verbose else logging.WARNING, format="%(levelname)s %(message)s"
+    )
     if not args.command:
         parser.print_help()
         return 2

@@ -76,8 +76,16 @@ class ZooConfig(StrictModel):
 
     def identity(self) -> dict[str, Any]:
         """The settings that determine the store's contents (not how it is computed)."""
-        skip = {"data_root", "download", "population_size", "models_per_shard", "num_gpus_per_task",
-                "num_cpus_per_task", "max_retries", "name"}
+        skip = {
+            "data_root",
+            "download",
+            "population_size",
+            "models_per_shard",
+            "num_gpus_per_task",
+            "num_cpus_per_task",
+            "max_retries",
+            "name",
+        }
         return {k: v for k, v in self.model_dump(mode="json").items() if k not in skip}
 
 

@@ -44,8 +44,9 @@ def zoo_summary_markdown(summary: dict[str, Any], epochs: list[int] | None = Non
     keys = sorted(int(e) for e in per)
     rows = [e for e in keys if epochs is None or e in epochs or e == keys[-1]]
     lines = [
-        f"zoo **{summary['name']}** ({summary['dataset']}): {summary['models_stored']}/{summary['models_planned']} "
-        f"models, {summary['num_params']} parameters, splits {summary['splits']}, {summary['rows']} checkpoints",
+        f"zoo **{summary['name']}** ({summary['dataset']}): "
+        f"{summary['models_stored']}/{summary['models_planned']} models, {summary['num_params']} parameters, "
+        f"splits {summary['splits']}, {summary['rows']} checkpoints",
         "",
         "| epoch | n | mean | std | q05 | q25 | median | q75 | q95 |",
         "|---:|---:|---:|---:|---:|---:|---:|---:|---:|",

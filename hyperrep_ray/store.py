@@ -112,10 +112,13 @@ def read_zoo_meta(root: str) -> dict[str, Any]:
     try:
         meta = read_json(zoo_json_path(root))
     except (json.JSONDecodeError, UnicodeDecodeError) as e:
-        raise StoreError(f"{path} is not valid JSON ({e}); restore it or retrain the zoo into a new --out") from None
+        raise StoreError(
+            f"{path} is not valid JSON ({e}); restore it or retrain the zoo into a new --out"
+        ) from None
     if meta.get("format_version") != FORMAT_VERSION:
         raise StoreError(
-            f"{path} has format_version {meta.get('format_version')!r}; this hyperrep_ray reads {FORMAT_VERSION}"
+            f"{path} has format_version {meta.get('format_version')!r}; "
+            f"this hyperrep_ray reads {FORMAT_VERSION}"
         )
     return meta
 
@@ -194,7 +197,11 @@ def write_shard(root: str, index: int, table: pa.Table, info: dict[str, Any]) ->
     n_epochs = max(1, len(info.get("epochs", [])))
     tmp = _tmp_name(path)
     pq.write_table(
-        table, tmp, filesystem=fs, row_group_size=max(1, table.num_rows // n_epochs), compression="zstd",
+        table,
+        tmp,
+        filesystem=fs,
+        row_group_size=max(1, table.num_rows // n_epochs),
+        compression="zstd",
         compression_level=1,
     )
     fs.move(tmp, path)
@@ -241,7 +248,10 @@ def list_shards(root: str) -> list[str]:
         return []
     infos = fs.get_file_info(pafs.FileSelector(path, recursive=False))
     return sorted(
-        i.path for i in infos if i.type == pafs.FileType.File and i.base_name.startswith("shard-")
+        i.path
+        for i in infos
+        if i.type == pafs.FileType.File
+        and i.base_name.startswith("shard-")
         and i.base_name.endswith(".parquet")
     )
 
@@ -278,7 +288,9 @@ def read_checkpoints(
         flat = table.column("weights").combine_chunks().flatten().to_numpy(zero_copy_only=False)
         if not np.isfinite(flat).all():
             bad = table.num_rows - int(np.isfinite(flat.reshape(table.num_rows, n_params)).all(1).sum())
-            raise StoreError(f"the store at {root} holds {bad} rows with NaN/inf weights; retrain the affected shard")
+            raise StoreError(
+                f"the store at {root} holds {bad} rows with NaN/inf weights; retrain the affected shard"
+            )
     return table
 
 

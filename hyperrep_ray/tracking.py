@@ -74,7 +74,9 @@ def run(
 
     if not nested or mlflow.active_run() is None:
         setup(tracking_uri, experiment)
-    with mlflow.start_run(run_name=name, nested=nested and mlflow.active_run() is not None, tags=dict(tags or {})) as r:
+    with mlflow.start_run(
+        run_name=name, nested=nested and mlflow.active_run() is not None, tags=dict(tags or {})
+    ) as r:
         if config:
             params = flatten(config)
             items = list(params.items())

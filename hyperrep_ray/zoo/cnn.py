@@ -163,9 +163,7 @@ def vector_to_state_dict(vec: np.ndarray | torch.Tensor, in_channels: int = 1) -
     return out
 
 
-def vector_to_model(
-    vec: np.ndarray | torch.Tensor, in_channels: int = 1, activation: str = "tanh"
-) -> ZooCNN:
+def vector_to_model(vec: np.ndarray | torch.Tensor, in_channels: int = 1, activation: str = "tanh") -> ZooCNN:
     model = ZooCNN(in_channels, activation)
     model.load_state_dict(vector_to_state_dict(vec, in_channels))
     return model

@@ -9,8 +9,6 @@ population therefore follows the same trajectory as K separate training runs.
 
 from __future__ import annotations
 
-import math
-
 import numpy as np
 import torch
 from torch import nn
@@ -54,7 +52,9 @@ class PopulationCNN(nn.Module):
                 h = nn.functional.max_pool2d(h, 2)
             h = act(h)
         h = h.reshape(b, k, -1).transpose(0, 1)  # (K, B, 36), per-model flatten order (c, y, x)
-        h = act(torch.baddbmm(self.param("fc1.bias").unsqueeze(1), h, self.param("fc1.weight").transpose(1, 2)))
+        h = act(
+            torch.baddbmm(self.param("fc1.bias").unsqueeze(1), h, self.param("fc1.weight").transpose(1, 2))
+        )
         return torch.baddbmm(self.param("fc2.bias").unsqueeze(1), h, self.param("fc2.weight").transpose(1, 2))
 
     def vectors(self) -> np.ndarray:
@@ -69,7 +69,11 @@ def per_model_loss(logits: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
     k, b, c = logits.shape
     if y.dim() == 1:
         y = y.expand(k, b)
-    return nn.functional.cross_entropy(logits.reshape(k * b, c), y.reshape(-1), reduction="none").view(k, b).mean(1)
+    return (
+        nn.functional.cross_entropy(logits.reshape(k * b, c), y.reshape(-1), reduction="none")
+        .view(k, b)
+        .mean(1)
+    )
 
 
 @torch.no_grad()

@@ -8,27 +8,38 @@ from typing import Any
 
 from hyperrep_ray import tracking
 from hyperrep_ray.config import ZooConfig
+from hyperrep_ray.datasets import ImageData
 from hyperrep_ray.report import plot_zoo_accuracy, zoo_summary_markdown
 from hyperrep_ray.zoo.train import ZooResult, train_zoo, zoo_summary
 
 
 def run_zoo_stage(
-    cfg: ZooConfig, out: str, tracking_uri: str | None = None, nested: bool = False, progress: bool = True
+    cfg: ZooConfig,
+    out: str,
+    tracking_uri: str | None = None,
+    nested: bool = False,
+    progress: bool = True,
+    data: ImageData | None = None,
 ) -> tuple[ZooResult, dict[str, Any]]:
     """Train (or finish) the zoo at ``out`` and log config, per-epoch accuracy quantiles,
     zoo.json and an accuracy plot to MLflow."""
     import mlflow
 
-    with tracking.run(f"zoo-{cfg.name}", cfg.model_dump(mode="json"), tracking_uri, nested=nested,
-                      tags={"stage": "zoo"}):
-        result = train_zoo(cfg, out, progress=progress)
+    with tracking.run(
+        f"zoo-{cfg.name}", cfg.model_dump(mode="json"), tracking_uri, nested=nested, tags={"stage": "zoo"}
+    ):
+        result = train_zoo(cfg, out, data=data, progress=progress)
         summary = zoo_summary(out)
         for epoch, s in summary["test_acc"].items():
             tracking.log_metrics({f"test_acc_{k}": v for k, v in s.items() if k != "n"}, step=int(epoch))
-        tracking.log_metrics({
-            "models_stored": summary["models_stored"], "models_diverged": len(result.diverged),
-            "wall_seconds": result.seconds, "shards_trained": len(result.trained_shards),
-        })
+        tracking.log_metrics(
+            {
+                "models_stored": summary["models_stored"],
+                "models_diverged": len(result.diverged),
+                "wall_seconds": result.seconds,
+                "shards_trained": len(result.trained_shards),
+            }
+        )
         mlflow.log_dict(result.meta, "zoo.json")
         mlflow.log_dict(summary, "zoo_summary.json")
         with tempfile.TemporaryDirectory() as tmp:

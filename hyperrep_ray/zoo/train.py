@@ -142,7 +142,9 @@ class _Recorder:
     def __init__(self, k: int, epochs: int, n_params: int):
         shape = (k, epochs + 1)
         self.weights = np.zeros((*shape, n_params), np.float32)
-        self.metrics = {m: np.zeros(shape, np.float32) for m in ("train_acc", "train_loss", "test_acc", "test_loss")}
+        self.metrics = {
+            m: np.zeros(shape, np.float32) for m in ("train_acc", "train_loss", "test_acc", "test_loss")
+        }
 
     def put(self, epoch: int, vectors, tr_acc, tr_loss, te_acc, te_loss) -> None:
         self.weights[:, epoch] = vectors
@@ -262,12 +264,17 @@ def train_shard(
     trained = train_models(seeds, data, cfg, device)
     splits_all = store.assign_splits(cfg.num_models, cfg.split_fractions, cfg.split_seed)
     hyper = {
-        "activation": cfg.activation, "init": cfg.init, "lr": float(cfg.lr),
-        "weight_decay": float(cfg.weight_decay), "optimizer": cfg.optimizer,
+        "activation": cfg.activation,
+        "init": cfg.init,
+        "lr": float(cfg.lr),
+        "weight_decay": float(cfg.weight_decay),
+        "optimizer": cfg.optimizer,
     }
     metrics = {
-        "train_acc": trained.train_acc, "test_acc": trained.test_acc,
-        "train_loss": trained.train_loss, "test_loss": trained.test_loss,
+        "train_acc": trained.train_acc,
+        "test_acc": trained.test_acc,
+        "train_loss": trained.train_loss,
+        "test_loss": trained.test_loss,
     }
     table, diverged = store.build_shard_table(
         model_ids, seeds, [splits_all[i] for i in model_ids], trained.weights, metrics, hyper
@@ -322,13 +329,18 @@ def train_zoo(
         gpus = cfg.num_gpus_per_task
         if gpus is None:
             gpus = 0.25 if cluster_has_gpus() else 0.0
-        task = _shard_task().options(num_cpus=cfg.num_cpus_per_task, num_gpus=gpus, max_retries=cfg.max_retries)
+        task = _shard_task().options(
+            num_cpus=cfg.num_cpus_per_task, num_gpus=gpus, max_retries=cfg.max_retries
+        )
         data_ref = ray.put(data)
         cfg_json = cfg.model_dump(mode="json")
         pending = {task.remote(i, shards[i], cfg_json, data_ref): i for i in todo}
         bar = tqdm(
-            total=cfg.num_models, initial=sum(len(shards[i]) for i in done), unit="model",
-            desc=f"zoo {cfg.name}", disable=not progress,
+            total=cfg.num_models,
+            initial=sum(len(shards[i]) for i in done),
+            unit="model",
+            desc=f"zoo {cfg.name}",
+            disable=not progress,
         )
         try:
             while pending:
@@ -337,7 +349,9 @@ def train_zoo(
                     index, table, div, _secs = ray.get(ref)
                     del pending[ref]
                     store.write_shard(
-                        out, index, table,
+                        out,
+                        index,
+                        table,
                         {"model_ids": shards[index], "epochs": list(range(cfg.epochs + 1)), "diverged": div},
                     )
                     diverged.extend(div)
@@ -347,9 +361,12 @@ def train_zoo(
         finally:
             bar.close()
             for ref in pending:
-                ray.cancel(ref)
+                ray.cancel(ref, force=True)  # pure task: killing it loses nothing, and no
+                # KeyboardInterrupt lands half-way through an import in a reused worker
     if diverged:
-        log.warning("%d model(s) diverged (non-finite weights) and are not in the store: %s", len(diverged), diverged)
+        log.warning(
+            "%d model(s) diverged (non-finite weights) and are not in the store: %s", len(diverged), diverged
+        )
     return ZooResult(out, todo, sorted(done), sorted(diverged), time.perf_counter() - t0, meta)
 
 
@@ -363,14 +380,23 @@ def zoo_summary(out: str) -> dict[str, Any]:
     for epoch, g in df.groupby("epoch"):
         q = np.quantile(g["test_acc"], [0.0, 0.05, 0.25, 0.5, 0.75, 0.95, 1.0])
         per_epoch[int(epoch)] = {
-            "n": len(g), "mean": float(g["test_acc"].mean()), "std": float(g["test_acc"].std(ddof=0)),
-            **{k: float(v) for k, v in zip(("min", "q05", "q25", "median", "q75", "q95", "max"), q, strict=True)},
+            "n": len(g),
+            "mean": float(g["test_acc"].mean()),
+            "std": float(g["test_acc"].std(ddof=0)),
+            **{
+                k: float(v)
+                for k, v in zip(("min", "q05", "q25", "median", "q75", "q95", "max"), q, strict=True)
+            },
         }
     models = df.drop_duplicates("model_id")
     return {
-        "name": meta["name"], "dataset": meta["dataset"], "num_params": meta["num_params"],
-        "models_planned": meta["num_models"], "models_stored": int(models.shape[0]),
+        "name": meta["name"],
+        "dataset": meta["dataset"],
+        "num_params": meta["num_params"],
+        "models_planned": meta["num_models"],
+        "models_stored": int(models.shape[0]),
         "epochs": sorted(int(e) for e in df["epoch"].unique()),
         "splits": {k: int(v) for k, v in models["split"].value_counts().items()},
-        "rows": int(df.shape[0]), "test_acc": per_epoch,
+        "rows": int(df.shape[0]),
+        "test_acc": per_epoch,
     }
