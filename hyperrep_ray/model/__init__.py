@@ -1,0 +1,1 @@
+"""Transformer autoencoder over neuron tokens and its training losses."""
