@@ -108,3 +108,37 @@ def data_order_generator(seed: int) -> torch.Generator:
     """A model's mini-batch order comes from its seed alone, so it does not depend on which
     population or shard the model lands in."""
     return torch.Generator().manual_seed(10_000_019 * int(seed) + 7)
+
+
+@torch.no_grad()
+def evaluate_weight_vectors(
+    weights: np.ndarray | torch.Tensor,
+    x: torch.Tensor,
+    y: torch.Tensor,
+    activation: str,
+    chunk: int = 256,
+    device: str | torch.device = "cpu",
+) -> tuple[np.ndarray, np.ndarray]:
+    """Accuracy and loss of many flat weight vectors (M, N) on the same images, as populations.
+
+    Non-finite vectors (a decoder can produce them) score accuracy 0 and loss inf instead of
+    poisoning the batch."""
+    from hyperrep_ray.zoo.cnn import in_channels_for_length, vector_to_state_dict
+
+    w = torch.as_tensor(np.asarray(weights, dtype=np.float32)) if not torch.is_tensor(weights) else weights
+    w = w.detach().float().cpu()
+    if w.ndim != 2:
+        raise ValueError(f"weights must be (M, N), got {tuple(w.shape)}")
+    c = in_channels_for_length(w.shape[1])
+    finite = torch.isfinite(w).all(1)
+    accs = np.zeros(w.shape[0], np.float32)
+    losses = np.full(w.shape[0], np.inf, np.float32)
+    xs, ys = x.to(device), y.to(device)
+    idx = torch.nonzero(finite).flatten()
+    for i in range(0, len(idx), chunk):
+        sel = idx[i : i + chunk]
+        model = PopulationCNN([vector_to_state_dict(v, c) for v in w[sel]], c, activation).to(device)
+        a, lo = evaluate_population(model, xs, ys)
+        accs[sel.numpy()] = a
+        losses[sel.numpy()] = lo
+    return accs, losses
