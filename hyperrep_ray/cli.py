@@ -75,6 +75,45 @@ def build_parser() -> argparse.ArgumentParser:
     z.add_argument("--config", help="JSON file with ZooConfig fields (CLI flags win)")
     _add_common(z)
 
+    a = sub.add_parser(
+        "train-ae",
+        help="train the hyper-representation autoencoder on a zoo (Ray Train DDP)",
+        description="Train the transformer autoencoder on the train split of a zoo (checkpoints of the "
+        "epoch window), validate on val, report on test; writes the model, metrics.json and figures.",
+    )
+    a.add_argument("--zoo", required=True, help="weight store written by `hyperrep zoo`")
+    a.add_argument("--out", required=True, help="output directory for the trained autoencoder")
+    a.add_argument("--preset", choices=PRESETS, default="quick")
+    a.add_argument("--config", help="JSON file with AEConfig fields (e.g. best_config.json of a sweep)")
+    a.add_argument("--epochs-window", type=int, nargs=2, metavar=("LO", "HI"), help="zoo epochs to train on")
+    a.add_argument("--epochs", type=int, help="autoencoder training epochs")
+    a.add_argument("--no-lwln", action="store_true", help="plain MSE instead of layer-wise normalisation")
+    a.add_argument("--no-align", action="store_true", help="skip the canonical neuron order")
+    a.add_argument("--permute", action="store_true", help="random permutation augmentation (the paper's)")
+    a.add_argument("--workers", type=int, dest="num_workers", help="Ray Train workers (DDP)")
+    a.add_argument("--gpus", action="store_true", help="one GPU per worker")
+    a.add_argument(
+        "--resume", action="store_true", help="continue an interrupted run from its last checkpoint"
+    )
+    a.add_argument(
+        "--data-root", help="image data set directory (for accuracy metrics; not needed for digits)"
+    )
+    _add_common(a)
+
+    e = sub.add_parser("embed", help="write the hyper-representation z of every checkpoint of a zoo")
+    e.add_argument("--ae", required=True, help="trained autoencoder directory")
+    e.add_argument("--zoo", required=True)
+    e.add_argument("--out", required=True, help="Parquet file to write")
+    e.add_argument("--epochs", type=int, nargs="*", help="only these zoo epochs (default: all)")
+
+    p = sub.add_parser(
+        "predict",
+        help="predict test accuracy, epoch and generalisation gap of models from their weights alone",
+    )
+    p.add_argument("--ae", required=True, help="trained autoencoder directory (with its fitted probes)")
+    p.add_argument("weights", nargs="+", help="zoo-CNN weight files (.safetensors or .pt state_dict)")
+    p.add_argument("--json", action="store_true")
+
     i = sub.add_parser(
         "zoo-info", help="summarise a weight store: models, epochs, splits, accuracy quantiles"
     )
@@ -131,6 +170,65 @@ def _zoo_info(args: argparse.Namespace) -> int:
 
     summary = zoo_summary(args.store)
     print(json.dumps(summary, indent=2) if args.json else zoo_summary_markdown(summary))
+    return 0
+
+
+def _ae_config(args: argparse.Namespace, dataset: str):
+    from hyperrep_ray.config import ae_preset
+
+    values = load_json_config(args.config) if args.config else {}
+    values.update(_overrides(args, ["epochs", "num_workers"]))
+    if args.epochs_window:
+        values["epochs_window"] = tuple(args.epochs_window)
+    if args.no_lwln:
+        values["lwln"] = False
+    if args.no_align:
+        values["align"] = False
+    if args.permute:
+        values["permute"] = True
+    if args.gpus:
+        values["use_gpu"] = True
+    return ae_preset(args.preset, dataset, **values)
+
+
+@command("train-ae")
+def _train_ae(args: argparse.Namespace) -> int:
+    from hyperrep_ray.ae_stage import run_ae_stage
+    from hyperrep_ray.store import read_zoo_meta
+
+    cfg = _ae_config(args, read_zoo_meta(args.zoo)["dataset"])
+    metrics = run_ae_stage(
+        args.zoo, args.out, cfg, args.tracking_uri, resume=args.resume, data_root=args.data_root
+    )
+    keys = [k for k in metrics if not k.startswith("reconstruction_r2_") or k.count("_") == 3]
+    width = max(len(k) for k in keys)
+    for k in keys:
+        v = metrics[k]
+        print(f"{k:<{width}}  {v:.4f}" if isinstance(v, float) else f"{k:<{width}}  {v}")
+    print(f"\nautoencoder: {args.out} (metrics.json, figures, model)")
+    return 0
+
+
+@command("embed")
+def _embed(args: argparse.Namespace) -> int:
+    from hyperrep_ray.embed import embed_store
+
+    n = embed_store(args.ae, args.zoo, args.out, epochs=args.epochs)
+    print(f"wrote {n} embeddings to {args.out}")
+    return 0
+
+
+@command("predict")
+def _predict(args: argparse.Namespace) -> int:
+    from hyperrep_ray.embed import predict_properties
+
+    rows = predict_properties(args.ae, args.weights)
+    if args.json:
+        print(json.dumps(rows, indent=2))
+    else:
+        print(f"{'file':<40} {'test_accuracy':>13} {'epoch':>7} {'ggap':>7}")
+        for r in rows:
+            print(f"{r['file'][-40:]:<40} {r['test_accuracy']:>13.3f} {r['epoch']:>7.1f} {r['ggap']:>7.3f}")
     return 0
 
 

@@ -128,3 +128,145 @@ def load_json_config(path: str | Path) -> dict[str, Any]:
     if not isinstance(data, dict):
         raise ConfigError(f"config file {p} must hold a JSON object, got {type(data).__name__}")
     return data
+
+
+class AEConfig(StrictModel):
+    """The hyper-representation autoencoder and its training (2022 paper, Appendix B, Table 8)."""
+
+    # data
+    epochs_window: tuple[int, int] = Field((21, 25), description="zoo epochs (inclusive) used for training")
+    align: bool = Field(True, description="permute every checkpoint's neurons to a canonical reference first")
+    align_iterations: int = Field(3, ge=1)
+    # architecture
+    d_token: int = Field(128, ge=1)
+    d_hidden: int = Field(256, ge=1)
+    n_layers: int = Field(2, ge=1)
+    n_heads: int = Field(4, ge=1)
+    d_z: int = Field(64, ge=1)
+    dropout: float = Field(0.1, ge=0, lt=1)
+    compression: Literal["linear", "mlp"] = "linear"
+    proj_layers: int = Field(4, ge=0)
+    proj_width: int = Field(400, ge=1)
+    proj_dim: int = Field(50, ge=1)
+    # loss
+    lwln: bool = Field(
+        True, description="layer-wise normalised reconstruction loss; False = plain MSE of [37]"
+    )
+    beta: float = Field(0.95, ge=0, le=1, description="beta * L_rec + (1 - beta) * L_NT-Xent")
+    temperature: float = Field(0.1, gt=0)
+    # augmentation
+    permute: bool = Field(False, description="random permutation augmentation (the paper's)")
+    erase_p: float = Field(0.5, ge=0, le=1)
+    erase_scale: tuple[float, float] = (0.02, 0.33)
+    noise_sigma: float = Field(0.01, ge=0, description="relative Gaussian noise on the input weights")
+    # optimisation
+    epochs: int = Field(300, ge=1)
+    batch_size: int = Field(128, ge=2)
+    lr: float = Field(1e-4, gt=0)
+    weight_decay: float = Field(1e-9, ge=0)
+    seed: int = 0
+    # scaling and bookkeeping
+    num_workers: int = Field(2, ge=1)
+    use_gpu: bool = False
+    amp: bool = Field(True, description="bfloat16 autocast on GPU (ignored on CPU)")
+    checkpoint_every: int = Field(10, ge=1)
+    eval_every: int = Field(10, ge=1, description="epochs between validation R^2 evaluations")
+    max_failures: int = Field(2, ge=0)
+
+    @model_validator(mode="after")
+    def _check(self) -> AEConfig:
+        lo, hi = self.epochs_window
+        if lo < 0 or hi < lo:
+            raise ValueError(f"epochs_window must be (lo, hi) with 0 <= lo <= hi, got {self.epochs_window}")
+        if self.d_token % self.n_heads:
+            raise ValueError(f"d_token ({self.d_token}) must be divisible by n_heads ({self.n_heads})")
+        lo_s, hi_s = self.erase_scale
+        if not 0 < lo_s <= hi_s <= 1:
+            raise ValueError(f"erase_scale must satisfy 0 < lo <= hi <= 1, got {self.erase_scale}")
+        return self
+
+
+# Table 8 of the 2022 paper, per zoo.
+PAPER_AE: dict[str, dict[str, Any]] = {
+    "mnist": {
+        "d_token": 972,
+        "d_hidden": 1140,
+        "n_layers": 2,
+        "n_heads": 12,
+        "d_z": 700,
+        "beta": 0.977,
+        "epochs": 1750,
+        "batch_size": 500,
+    },
+    "svhn": {
+        "d_token": 1680,
+        "d_hidden": 1800,
+        "n_layers": 4,
+        "n_heads": 12,
+        "d_z": 1000,
+        "beta": 0.92,
+        "epochs": 1750,
+        "batch_size": 250,
+    },
+    "cifar10": {
+        "d_token": 1488,
+        "d_hidden": 1164,
+        "n_layers": 2,
+        "n_heads": 12,
+        "d_z": 700,
+        "beta": 0.95,
+        "epochs": 500,
+        "batch_size": 200,
+    },
+    "stl10": {
+        "d_token": 1632,
+        "d_hidden": 1680,
+        "n_layers": 4,
+        "n_heads": 24,
+        "d_z": 700,
+        "beta": 0.95,
+        "epochs": 2000,
+        "batch_size": 200,
+    },
+}
+
+
+def ae_preset(preset: str = "quick", dataset: str = "digits", **overrides: Any) -> AEConfig:
+    if preset not in PRESETS:
+        raise ConfigError(f"unknown preset {preset!r}; choose one of {list(PRESETS)}")
+    values: dict[str, Any] = {
+        "smoke": {
+            "epochs_window": (1, 2),
+            "d_token": 32,
+            "d_hidden": 64,
+            "n_heads": 2,
+            "d_z": 16,
+            "proj_width": 64,
+            "proj_dim": 16,
+            "epochs": 4,
+            "batch_size": 16,
+            "checkpoint_every": 2,
+            "eval_every": 2,
+            "lr": 1e-3,
+        },
+        "quick": {
+            "epochs_window": (6, 10),
+            "d_token": 64,
+            "d_hidden": 128,
+            "n_heads": 4,
+            "d_z": 48,
+            "proj_width": 200,
+            "proj_dim": 32,
+            "epochs": 150,
+            "batch_size": 64,
+            "lr": 5e-4,
+        },
+        "paper": {
+            "epochs_window": (21, 25),
+            "use_gpu": True,
+            "num_workers": 1,
+            **PAPER_AE.get(dataset, PAPER_AE["mnist"]),
+        },
+    }[preset]
+    values = {**values, **{k: v for k, v in overrides.items() if v is not None}}
+    return make_config(AEConfig, values)

@@ -1,0 +1,253 @@
+"""Training the autoencoder with Ray Train: a TorchTrainer runs DDP over ``num_workers``
+workers (gloo on CPU, NCCL on GPU), each taking its share of every epoch's shuffled train set.
+
+Rank 0 checkpoints every ``checkpoint_every`` epochs (model, optimiser, epoch, history); a
+killed worker is restarted by ``FailureConfig`` from the last checkpoint, and rerunning the same
+command with ``resume=True`` continues an interrupted run (Ray Train V2 resumes a run of the
+same name and storage path from its latest checkpoint).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from hyperrep_ray.config import AEConfig
+
+log = logging.getLogger(__name__)
+
+FAIL_ONCE_ENV = "HYPERREP_TEST_KILL_WORKER_AT_EPOCH"  # tests: rank 1 dies once at this epoch
+
+
+def _losses(cfg: AEConfig, layout, var_tokens: torch.Tensor):
+    from hyperrep_ray.model.losses import layerwise_normalized_mse, lwln_entry_weights, masked_mse
+
+    mask = layout.mask_on(var_tokens.device)
+    lot = layout.layer_of_token.to(var_tokens.device)
+    if cfg.lwln:
+        lwln_entry_weights(mask, var_tokens, lot)  # validates once, early
+
+        def rec(pred, target):
+            return layerwise_normalized_mse(pred, target, mask, var_tokens, lot)
+    else:
+
+        def rec(pred, target):
+            return masked_mse(pred, target, mask)
+
+    return rec
+
+
+@torch.no_grad()
+def evaluate_reconstruction(
+    model, w: torch.Tensor, mean_params: torch.Tensor, layout, rec_fn
+) -> dict[str, float]:
+    """Loss and R^2 of clean (un-augmented) reconstructions, in eval mode."""
+    from hyperrep_ray.model.losses import reconstruction_r2
+    from hyperrep_ray.tokens import tokens_to_vectors, vectors_to_tokens
+
+    was = model.training
+    model.eval()
+    tok = vectors_to_tokens(w, layout)
+    _, recon, _ = model(tok)
+    loss = float(rec_fn(recon, tok))
+    r2 = reconstruction_r2(tokens_to_vectors(recon, layout), w, mean_params)
+    model.train(was)
+    return {"loss": loss, "r2": float(r2)}
+
+
+def train_loop_per_worker(config: dict[str, Any]) -> None:
+    """The per-worker loop (Ray Train calls it on every worker)."""
+    import ray
+    import ray.train
+    import ray.train.torch
+
+    from hyperrep_ray.augment import TwoViewAugmenter
+    from hyperrep_ray.model.autoencoder import HyperAutoencoder
+    from hyperrep_ray.model.bundle import architecture_for
+    from hyperrep_ray.model.losses import combined_loss, nt_xent
+    from hyperrep_ray.tokens import token_layout
+
+    cfg = AEConfig(**config["cfg"])
+    payload = config["payload"]
+    if isinstance(payload, ray.ObjectRef):
+        payload = ray.get(payload)
+    ctx = ray.train.get_context()
+    rank, world = ctx.get_world_rank(), ctx.get_world_size()
+    device = ray.train.torch.get_device()
+    torch.set_num_threads(max(1, int(os.environ.get("OMP_NUM_THREADS", "1"))))
+    in_channels = int(payload["in_channels"])
+    layout = token_layout(in_channels)
+    train_w = torch.from_numpy(np.asarray(payload["train"], np.float32))
+    val_w = torch.from_numpy(np.asarray(payload["val"], np.float32)).to(device)
+    var_tokens = torch.from_numpy(np.asarray(payload["var_tokens"], np.float32)).to(device)
+    mean_params = torch.from_numpy(np.asarray(payload["mean_params"], np.float32)).to(device)
+    rec_fn = _losses(cfg, layout, var_tokens)
+
+    torch.manual_seed(cfg.seed)
+    model = HyperAutoencoder(architecture_for(cfg, in_channels))
+    opt = torch.optim.Adam(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+    start, history = 0, []
+    ckpt = ray.train.get_checkpoint()
+    if ckpt:
+        with ckpt.as_directory() as d:
+            state = torch.load(Path(d) / "train_state.pt", map_location="cpu", weights_only=False)
+        model.load_state_dict(state["model"])
+        opt.load_state_dict(state["optimizer"])
+        start, history = int(state["epoch"]), list(state["history"])
+        if rank == 0:
+            print(f"[train-ae] resuming from the checkpoint of epoch {start}", flush=True)
+    model = ray.train.torch.prepare_model(model)
+    core = model.module if hasattr(model, "module") else model
+    for g in opt.param_groups:  # the optimiser's state tensors follow the parameters' device
+        for p in g["params"]:
+            for k, v in opt.state.get(p, {}).items():
+                if torch.is_tensor(v):
+                    opt.state[p][k] = v.to(device)
+    augmenter = TwoViewAugmenter(
+        in_channels,
+        permute=cfg.permute,
+        noise_sigma=cfg.noise_sigma,
+        noise_relative=True,
+        erase_p=cfg.erase_p,
+        erase_scale=tuple(cfg.erase_scale),
+    )
+    use_amp = cfg.amp and device.type == "cuda"
+    m = train_w.shape[0]
+    per_rank = m // world  # equal batches on every rank keep DDP's collectives in step
+    fail_at = int(os.environ.get(FAIL_ONCE_ENV, "0") or 0)
+    t_start = time.perf_counter()
+
+    for epoch in range(start + 1, cfg.epochs + 1):
+        if fail_at and epoch == fail_at and rank == 1 and not ckpt:
+            os._exit(1)  # a worker process dies (tests): Ray Train restarts from the checkpoint
+        model.train()
+        order = torch.randperm(m, generator=torch.Generator().manual_seed(cfg.seed * 1_000_003 + epoch))
+        mine = order[rank * per_rank : (rank + 1) * per_rank]
+        gen = torch.Generator().manual_seed(cfg.seed * 7919 + epoch * 131 + rank)
+        sums = np.zeros(3)
+        n_batches = 0
+        for i in range(0, per_rank, cfg.batch_size):
+            idx = mine[i : i + cfg.batch_size]
+            if len(idx) < 2:
+                continue
+            views = augmenter(train_w[idx], gen, return_targets=True)
+            x = torch.cat([views.view1, views.view2]).to(device)
+            target = torch.cat([views.target1, views.target2]).to(device)
+            with torch.autocast(device.type, dtype=torch.bfloat16, enabled=use_amp):
+                z, recon, proj = model(x)
+            rec = rec_fn(recon.float(), target)
+            p1, p2 = proj.float().chunk(2)
+            con = nt_xent(p1, p2, cfg.temperature)
+            loss = combined_loss(cfg.beta, rec, con)
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+            sums += [float(loss), float(rec), float(con)]
+            n_batches += 1
+        metrics: dict[str, Any] = {"epoch": epoch}
+        if n_batches:
+            metrics.update(dict(zip(("train_loss", "train_rec", "train_con"), sums / n_batches, strict=True)))
+        if not np.isfinite(metrics.get("train_loss", 0.0)):
+            raise FloatingPointError(f"autoencoder loss became {metrics['train_loss']} at epoch {epoch}")
+        last = epoch == cfg.epochs
+        if epoch % cfg.eval_every == 0 or last or epoch == 1:
+            v = evaluate_reconstruction(core, val_w, mean_params, layout, rec_fn)
+            metrics.update(val_rec=v["loss"], reconstruction_r2_val=v["r2"])
+        metrics["seconds"] = time.perf_counter() - t_start
+        history.append(metrics)
+        if rank == 0:
+            shown = ", ".join(f"{k} {v:.4f}" for k, v in metrics.items() if k not in ("epoch", "seconds"))
+            print(f"[train-ae] epoch {epoch}/{cfg.epochs}: {shown} ({metrics['seconds']:.0f} s)", flush=True)
+        if epoch % cfg.checkpoint_every == 0 or last:
+            with tempfile.TemporaryDirectory() as tmp:
+                checkpoint = None
+                if rank == 0:
+                    torch.save(
+                        {
+                            "model": core.state_dict(),
+                            "optimizer": opt.state_dict(),
+                            "epoch": epoch,
+                            "history": history,
+                        },
+                        Path(tmp) / "train_state.pt",
+                    )
+                    checkpoint = ray.train.Checkpoint.from_directory(tmp)
+                ray.train.report(metrics, checkpoint=checkpoint)
+        else:
+            ray.train.report(metrics)
+
+
+def _mlflow_callback(tracking_uri: str | None, run_id: str | None):
+    """Per-epoch metrics to the stage's MLflow run as they are reported (runs in the Train
+    controller, so it talks to MLflow through a client and the run id)."""
+    if not run_id:
+        return []
+    from ray.train import UserCallback
+
+    class _ToMlflow(UserCallback):
+        def after_report(self, run_context, metrics, checkpoint) -> None:  # noqa: ARG002
+            from mlflow.tracking import MlflowClient
+
+            m = metrics[0] if metrics else {}
+            step = int(m.get("epoch", 0))
+            client = MlflowClient(tracking_uri)
+            for k, v in m.items():
+                if k != "epoch" and isinstance(v, int | float) and np.isfinite(v):
+                    client.log_metric(run_id, k, float(v), step=step)
+
+    return [_ToMlflow()]
+
+
+def fit_autoencoder(
+    cfg: AEConfig,
+    payload: dict[str, Any],
+    storage: str,
+    name: str = "ae",
+    tracking_uri: str | None = None,
+    run_id: str | None = None,
+) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+    """Run the TorchTrainer; returns (final model state_dict, per-epoch history).
+
+    A run directory ``storage/name`` that already holds checkpoints is resumed from its latest."""
+    import ray
+    from ray.train import CheckpointConfig, FailureConfig, RunConfig, ScalingConfig
+    from ray.train.torch import TorchTrainer
+
+    from hyperrep_ray.runtime import ensure_ray
+
+    ensure_ray()
+    storage_path = storage if "://" in storage else str(Path(storage).resolve())
+    trainer = TorchTrainer(
+        train_loop_per_worker,
+        train_loop_config={"cfg": cfg.model_dump(mode="json"), "payload": ray.put(payload)},
+        scaling_config=ScalingConfig(num_workers=cfg.num_workers, use_gpu=cfg.use_gpu),
+        run_config=RunConfig(
+            name=name,
+            storage_path=storage_path,
+            failure_config=FailureConfig(max_failures=cfg.max_failures),
+            checkpoint_config=CheckpointConfig(num_to_keep=2),
+            callbacks=_mlflow_callback(tracking_uri, run_id),
+        ),
+    )
+    result = trainer.fit()
+    if result.checkpoint is None:
+        raise RuntimeError(f"autoencoder training under {storage_path}/{name} ended without a checkpoint")
+    with result.checkpoint.as_directory() as d:
+        state = torch.load(Path(d) / "train_state.pt", map_location="cpu", weights_only=False)
+    return state["model"], state["history"]
+
+
+def write_json(path: str | Path, obj: Any) -> None:
+    p = Path(path)
+    p.parent.mkdir(parents=True, exist_ok=True)
+    tmp = p.with_suffix(p.suffix + ".tmp")
+    tmp.write_text(json.dumps(obj, indent=2, default=float) + "\n")
+    tmp.replace(p)
