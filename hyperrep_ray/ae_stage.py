@@ -51,6 +51,7 @@ def run_ae_stage(
     resume: bool = False,
     data_root: str | None = None,
     run_name: str | None = None,
+    kill_worker_at_epoch: int | None = None,
 ) -> dict[str, Any]:
     """Train and evaluate one autoencoder; returns its metrics (also in ``out/metrics.json``)."""
     import mlflow
@@ -79,6 +80,7 @@ def run_ae_stage(
             str(ray_dir),
             tracking_uri=tracking.resolve_tracking_uri(tracking_uri),
             run_id=run.info.run_id,
+            kill_worker_at_epoch=kill_worker_at_epoch,
         )
         t_train = time.perf_counter() - t0
         bundle = build_bundle(cfg, data, state)

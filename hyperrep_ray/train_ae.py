@@ -24,8 +24,6 @@ from hyperrep_ray.config import AEConfig
 
 log = logging.getLogger(__name__)
 
-FAIL_ONCE_ENV = "HYPERREP_TEST_KILL_WORKER_AT_EPOCH"  # tests: rank 1 dies once at this epoch
-
 
 def _losses(cfg: AEConfig, layout, var_tokens: torch.Tensor):
     from hyperrep_ray.model.losses import layerwise_normalized_mse, lwln_entry_weights, masked_mse
@@ -122,7 +120,7 @@ def train_loop_per_worker(config: dict[str, Any]) -> None:
     use_amp = cfg.amp and device.type == "cuda"
     m = train_w.shape[0]
     per_rank = m // world  # equal batches on every rank keep DDP's collectives in step
-    fail_at = int(os.environ.get(FAIL_ONCE_ENV, "0") or 0)
+    fail_at = int(config.get("kill_worker_at_epoch") or 0)
     t_start = time.perf_counter()
 
     for epoch in range(start + 1, cfg.epochs + 1):
@@ -150,9 +148,11 @@ def train_loop_per_worker(config: dict[str, Any]) -> None:
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()
-            sums += [float(loss), float(rec), float(con)]
+            sums += [float(loss.detach()), float(rec.detach()), float(con.detach())]
             n_batches += 1
         metrics: dict[str, Any] = {"epoch": epoch}
+        if ckpt and epoch == start + 1:
+            metrics["resumed_from_epoch"] = start
         if n_batches:
             metrics.update(dict(zip(("train_loss", "train_rec", "train_con"), sums / n_batches, strict=True)))
         if not np.isfinite(metrics.get("train_loss", 0.0)):
@@ -213,10 +213,13 @@ def fit_autoencoder(
     name: str = "ae",
     tracking_uri: str | None = None,
     run_id: str | None = None,
+    kill_worker_at_epoch: int | None = None,
 ) -> tuple[dict[str, Any], list[dict[str, Any]]]:
     """Run the TorchTrainer; returns (final model state_dict, per-epoch history).
 
-    A run directory ``storage/name`` that already holds checkpoints is resumed from its latest."""
+    A run directory ``storage/name`` that already holds checkpoints is resumed from its latest.
+    ``kill_worker_at_epoch`` is a fault drill: worker rank 1 exits once at that epoch (before any
+    checkpoint was restored), so FailureConfig has to bring the run back from its checkpoint."""
     import ray
     from ray.train import CheckpointConfig, FailureConfig, RunConfig, ScalingConfig
     from ray.train.torch import TorchTrainer
@@ -227,7 +230,11 @@ def fit_autoencoder(
     storage_path = storage if "://" in storage else str(Path(storage).resolve())
     trainer = TorchTrainer(
         train_loop_per_worker,
-        train_loop_config={"cfg": cfg.model_dump(mode="json"), "payload": ray.put(payload)},
+        train_loop_config={
+            "cfg": cfg.model_dump(mode="json"),
+            "payload": ray.put(payload),
+            "kill_worker_at_epoch": kill_worker_at_epoch,
+        },
         scaling_config=ScalingConfig(num_workers=cfg.num_workers, use_gpu=cfg.use_gpu),
         run_config=RunConfig(
             name=name,

@@ -51,3 +51,31 @@ def small_digits(digits):
         digits.test_y[:128],
         dict(digits.preprocessing),
     )
+
+
+@pytest.fixture(scope="session")
+def tiny_zoo(tmp_path_factory, small_digits, ray_session):
+    """A 10-model, 3-epoch digits zoo trained on real Ray Tasks into a real store."""
+    from hyperrep_ray.config import zoo_preset
+    from hyperrep_ray.zoo.train import train_zoo
+
+    out = str(tmp_path_factory.mktemp("tiny") / "zoo")
+    cfg = zoo_preset("smoke", num_models=10, epochs=3, population_size=5, models_per_shard=5)
+    train_zoo(cfg, out, data=small_digits, progress=False)
+    return out
+
+
+@pytest.fixture(scope="session")
+def trained_ae(tmp_path_factory, tiny_zoo, ray_session):
+    """A smoke autoencoder trained once with 2 DDP workers; worker rank 1 is killed at epoch 5
+    so the run must come back from a checkpoint (epoch 2 or 4; the drill fires only in a run that
+    restored none, so a restart from scratch would die again and fail).
+    Returns (ae dir, metrics, mlflow uri)."""
+    from hyperrep_ray.ae_stage import run_ae_stage
+    from hyperrep_ray.config import ae_preset
+
+    root = tmp_path_factory.mktemp("ae")
+    uri = f"sqlite:///{root / 'mlflow.db'}"
+    cfg = ae_preset("smoke", epochs=6, checkpoint_every=2, num_workers=2, epochs_window=(2, 3))
+    metrics = run_ae_stage(tiny_zoo, str(root / "ae"), cfg, uri, kill_worker_at_epoch=5)
+    return str(root / "ae"), metrics, uri
