@@ -42,6 +42,22 @@ def build_bundle(cfg: AEConfig, data: AEData, state: dict[str, Any]) -> HyperRep
     )
 
 
+def save_anchors(bundle: HyperRepresentation, data: AEData, out_dir: str | Path) -> Path:
+    """Train-split embeddings with their accuracies (``anchors.npz``): what the samplers draw
+    around, kept with the autoencoder so sampling needs no access to the zoo."""
+    meta = data.meta["train"]
+    path = Path(out_dir) / "anchors.npz"
+    np.savez(
+        path,
+        z=bundle.encode(data.weights["train"], aligned=True),
+        test_acc=meta["test_acc"].to_numpy(),
+        train_acc=meta["train_acc"].to_numpy(),
+        model_id=meta["model_id"].to_numpy(),
+        epoch=meta["epoch"].to_numpy(),
+    )
+    return path
+
+
 def run_ae_stage(
     zoo: str,
     out: str,
@@ -87,6 +103,7 @@ def run_ae_stage(
         bundle.save(out_dir, extra={"zoo": str(zoo)})
         from hyperrep_ray.ae_eval import evaluate_autoencoder
 
+        save_anchors(bundle, data, out_dir)
         metrics, probes, figures = evaluate_autoencoder(bundle, data, zoo, out_dir, data_root=data_root)
         with open(out_dir / "probes.pkl", "wb") as f:
             pickle.dump(probes, f)
