@@ -98,7 +98,14 @@ def zoo_preset(preset: str = "quick", dataset: str = "digits", **overrides: Any)
     sizes = {
         "smoke": {"num_models": 8, "epochs": 2, "population_size": 4, "models_per_shard": 4},
         "quick": {"num_models": 500, "epochs": 10, "population_size": 50, "models_per_shard": 50},
-        "paper": {"num_models": 1000, "epochs": 50, "population_size": 125, "models_per_shard": 125},
+        # GPUs asked for explicitly: an autoscaling cluster has none when the job starts.
+        "paper": {
+            "num_models": 1000,
+            "epochs": 50,
+            "population_size": 125,
+            "models_per_shard": 125,
+            "num_gpus_per_task": 0.25,
+        },
     }[preset]
     values = {"name": f"{dataset}-{preset}", "dataset": dataset, **DATASET_HYPERPARAMETERS[dataset], **sizes}
     values.update({k: v for k, v in overrides.items() if v is not None})

@@ -1,0 +1,64 @@
+"""The whole hyperrep_ray pipeline as one job: zoo -> autoencoders -> sampling/evaluation -> report.
+
+Locally:        python jobs/full_pipeline.py                      (quick preset, embedded digits)
+On a cluster:   ray job submit --working-dir . -- python jobs/full_pipeline.py --preset quick
+
+It joins the Ray cluster it is submitted to (RAY_ADDRESS) or starts a local one, and reruns
+finish an interrupted run: finished stages are skipped, changed ones redone.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+
+def main(argv: list[str] | None = None) -> int:
+    from hyperrep_ray.config import PRESETS, ConfigError, load_json_config
+
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--preset", choices=PRESETS, default="quick", help="smoke (tests), quick (default), paper")
+    p.add_argument("--out", help="output directory (default runs/PRESET)")
+    p.add_argument(
+        "--tracking-uri", help="MLflow tracking URI (default: $MLFLOW_TRACKING_URI or OUT/mlflow.db)"
+    )
+    p.add_argument("--data-root", help="directory of the torchvision data sets (paper preset)")
+    p.add_argument(
+        "--ae-config", help="JSON with AEConfig fields applied to both autoencoders (e.g. a sweep's best)"
+    )
+    p.add_argument("--tune", action="store_true", help="run the Ray Tune sweep first and use its best config")
+    args = p.parse_args(argv)
+    out = args.out or f"runs/{args.preset}"
+    if args.tune:
+        print("--tune: the sweep stage is not available yet (issue 5); run without --tune", file=sys.stderr)
+        return 2
+
+    from pathlib import Path
+
+    from hyperrep_ray.pipeline import run_pipeline
+    from hyperrep_ray.runtime import ensure_ray
+    from hyperrep_ray.store import StoreError
+    from hyperrep_ray.tracking import resolve_tracking_uri
+
+    uri = args.tracking_uri
+    if uri is None:
+        import os
+
+        uri = os.environ.get("MLFLOW_TRACKING_URI") or f"sqlite:///{Path(out).resolve() / 'mlflow.db'}"
+        Path(out).mkdir(parents=True, exist_ok=True)
+    try:
+        override = load_json_config(args.ae_config) if args.ae_config else None
+        ensure_ray()
+        summary = run_pipeline(args.preset, out, uri, args.data_root, ae_override=override)
+    except (ConfigError, StoreError, FileNotFoundError) as e:
+        print(f"full_pipeline: error: {e}", file=sys.stderr)
+        return 2
+    report = Path(out) / "report"
+    print(f"\nreport:  {report / 'report.md'} (summary.json, figures)")
+    print(f"mlflow:  {resolve_tracking_uri(uri)}  (parent run {summary['mlflow_run_id']});")
+    print(f"         view with: mlflow ui --backend-store-uri {resolve_tracking_uri(uri)}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
