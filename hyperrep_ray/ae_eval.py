@@ -117,7 +117,7 @@ def evaluate_autoencoder(
 
 def plot_reconstruction(orig: np.ndarray, recon: np.ndarray, path: str | Path) -> Path:
     """Paper Figure 9/10 (bottom): accuracy of test models before and after encode -> decode."""
-    from hyperrep_ray.report import _plt
+    from hyperrep_ray.report import _plt, save_figure
 
     plt = _plt()
     fig, ax = plt.subplots(figsize=(5, 3.5))
@@ -127,9 +127,4 @@ def plot_reconstruction(orig: np.ndarray, recon: np.ndarray, path: str | Path) -
     ax.set_xlabel("test accuracy")
     ax.set_ylabel("models")
     ax.legend()
-    fig.tight_layout()
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
-    return path
+    return save_figure(fig, path)

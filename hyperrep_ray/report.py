@@ -15,6 +15,16 @@ def _plt():
     return plt
 
 
+def save_figure(fig, path: str | Path) -> Path:
+    """Write a figure as PNG (creating its folder) and release it."""
+    fig.tight_layout()
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=120)
+    _plt().close(fig)
+    return path
+
+
 def plot_zoo_accuracy(summary: dict[str, Any], path: str | Path) -> Path:
     """Test-accuracy quantile bands of the zoo per recorded epoch."""
     plt = _plt()
@@ -31,12 +41,7 @@ def plot_zoo_accuracy(summary: dict[str, Any], path: str | Path) -> Path:
     ax.set_ylim(0, 1)
     ax.set_title(f"zoo {summary['name']}: {summary['models_stored']} models")
     ax.legend(loc="lower right")
-    fig.tight_layout()
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
-    return path
+    return save_figure(fig, path)
 
 
 def zoo_summary_markdown(summary: dict[str, Any], epochs: list[int] | None = None) -> str:
