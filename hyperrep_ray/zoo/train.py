@@ -78,7 +78,7 @@ def train_population(
     tx, ty = data.train_x.to(dev), data.train_y.to(dev)
     ex, ey = data.test_x.to(dev), data.test_y.to(dev)
     gens = [data_order_generator(s) for s in seeds]
-    n, bs = tx.shape[0], cfg.batch_size
+    bs = cfg.batch_size
     rec = _Recorder(k, epochs, model.vectors().shape[1])
 
     def record(epoch: int) -> None:
@@ -88,16 +88,32 @@ def train_population(
 
     record(0)
     for epoch in range(1, epochs + 1):
-        order = torch.stack([torch.randperm(n, generator=g) for g in gens]).to(dev)  # (K, n)
-        for i in range(0, n, bs):
-            idx = order[:, i : i + bs]
-            logits = model(tx[idx])
-            loss = per_model_loss(logits, ty[idx]).sum()
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            opt.step()
+        train_population_epoch(model, opt, tx, ty, gens, bs)
         record(epoch)
     return rec.result(seeds, time.perf_counter() - t0)
+
+
+def train_population_epoch(
+    model: PopulationCNN,
+    opt: torch.optim.Optimizer,
+    x: torch.Tensor,
+    y: torch.Tensor,
+    gens: list[torch.Generator],
+    batch_size: int,
+) -> None:
+    """One epoch of a population: every model draws its own shuffled order of (x, y) from its
+    own generator and sees its own mini-batches; the loss is the sum of the models' mean losses,
+    so each model gets exactly the gradient it would get alone (shared by zoo training and
+    fine-tuning)."""
+    n = x.shape[0]
+    order = torch.stack([torch.randperm(n, generator=g) for g in gens]).to(x.device)  # (K, n)
+    for i in range(0, n, batch_size):
+        idx = order[:, i : i + batch_size]
+        logits = model(x[idx])
+        loss = per_model_loss(logits, y[idx]).sum()
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
 
 
 def train_one_by_one(
