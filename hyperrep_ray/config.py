@@ -26,10 +26,13 @@ class ConfigError(ValueError):
     """A config that cannot be used; the message says which key and why."""
 
 
-# Paper Table 7; digits is ours (Adam 1e-3 measured in DESIGN.md; tanh + wide uniform init
-# so that the zoo spreads in performance like the paper's MNIST zoo).
+# Paper Table 7; digits is ours: tanh, Adam 1e-3 (DESIGN.md) and PyTorch's default init. Measured
+# on 100-model digits zoos (epoch 10, 70 train / 15 test models): the wide uniform init gives the
+# same accuracy spread (std 0.019 vs 0.018) but its weights are dominated by init noise -- PCA(48)
+# explains 0.02 of unseen models' variance (0.09 with the default init, after alignment) -- which
+# leaves the autoencoder nothing to compress. The "uniform" init stays available via --init.
 DATASET_HYPERPARAMETERS: dict[str, dict[str, Any]] = {
-    "digits": {"activation": "tanh", "weight_decay": 0.0, "lr": 1e-3, "init": "uniform"},
+    "digits": {"activation": "tanh", "weight_decay": 0.0, "lr": 1e-3, "init": "default"},
     "mnist": {"activation": "tanh", "weight_decay": 0.0, "lr": 3e-4, "init": "uniform"},
     "svhn": {"activation": "tanh", "weight_decay": 0.0, "lr": 3e-3, "init": "uniform"},
     "cifar10": {"activation": "gelu", "weight_decay": 1e-2, "lr": 1e-4, "init": "kaiming_uniform"},
