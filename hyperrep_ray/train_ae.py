@@ -61,11 +61,55 @@ def evaluate_reconstruction(
     return {"loss": loss, "r2": float(r2)}
 
 
+class RayTrainSession:
+    """What the training loop needs from the process it runs in, on a Ray Train worker.
+
+    ``tune.py`` runs the same loop directly inside a Ray Tune trial (one process, no Train
+    workers) with a session of the same shape that reports to Tune instead; Ray refuses
+    ``ray.train.*`` calls inside a Tune trial, so the loop goes through this object."""
+
+    def __init__(self) -> None:
+        import ray.train
+        import ray.train.torch
+
+        ctx = ray.train.get_context()
+        self.rank, self.world = ctx.get_world_rank(), ctx.get_world_size()
+        self.device = ray.train.torch.get_device()
+
+    def get_checkpoint(self):
+        import ray.train
+
+        return ray.train.get_checkpoint()
+
+    def prepare_model(self, model: torch.nn.Module) -> torch.nn.Module:
+        import ray.train.torch
+
+        return ray.train.torch.prepare_model(model)
+
+    def checkpoint_from_directory(self, path: str):
+        import ray.train
+
+        return ray.train.Checkpoint.from_directory(path)
+
+    def report(self, metrics: dict[str, Any], checkpoint=None) -> None:
+        import ray.train
+
+        ray.train.report(metrics, checkpoint=checkpoint)
+
+
 def train_loop_per_worker(config: dict[str, Any]) -> None:
     """The per-worker loop (Ray Train calls it on every worker)."""
+    run_training_loop(config, RayTrainSession())
+
+
+def run_training_loop(config: dict[str, Any], session) -> None:
+    """The training loop, in the process ``session`` describes (a Ray Train worker or a Tune trial).
+
+    ``config``: ``cfg`` (AEConfig fields), ``payload`` (``AEData.worker_payload()`` or a Ray
+    object ref to it), optional ``kill_worker_at_epoch`` (fault drill) and optional ``epoch_hook``:
+    ``hook(model, epoch, metrics) -> dict`` called on rank 0 after every epoch's metrics are
+    computed; what it returns is added to the epoch's metrics (Tune sweeps add their objective)."""
     import ray
-    import ray.train
-    import ray.train.torch
 
     from hyperrep_ray.augment import TwoViewAugmenter
     from hyperrep_ray.model.autoencoder import HyperAutoencoder
@@ -77,9 +121,8 @@ def train_loop_per_worker(config: dict[str, Any]) -> None:
     payload = config["payload"]
     if isinstance(payload, ray.ObjectRef):
         payload = ray.get(payload)
-    ctx = ray.train.get_context()
-    rank, world = ctx.get_world_rank(), ctx.get_world_size()
-    device = ray.train.torch.get_device()
+    rank, world = session.rank, session.world
+    device = session.device
     torch.set_num_threads(max(1, int(os.environ.get("OMP_NUM_THREADS", "1"))))
     in_channels = int(payload["in_channels"])
     layout = token_layout(in_channels)
@@ -93,7 +136,7 @@ def train_loop_per_worker(config: dict[str, Any]) -> None:
     model = HyperAutoencoder(architecture_for(cfg, in_channels))
     opt = torch.optim.Adam(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
     start, history = 0, []
-    ckpt = ray.train.get_checkpoint()
+    ckpt = session.get_checkpoint()
     if ckpt:
         with ckpt.as_directory() as d:
             state = torch.load(Path(d) / "train_state.pt", map_location="cpu", weights_only=False)
@@ -102,7 +145,7 @@ def train_loop_per_worker(config: dict[str, Any]) -> None:
         start, history = int(state["epoch"]), list(state["history"])
         if rank == 0:
             print(f"[train-ae] resuming from the checkpoint of epoch {start}", flush=True)
-    model = ray.train.torch.prepare_model(model)
+    model = session.prepare_model(model)
     core = model.module if hasattr(model, "module") else model
     for g in opt.param_groups:  # the optimiser's state tensors follow the parameters' device
         for p in g["params"]:
@@ -121,6 +164,7 @@ def train_loop_per_worker(config: dict[str, Any]) -> None:
     m = train_w.shape[0]
     per_rank = m // world  # equal batches on every rank keep DDP's collectives in step
     fail_at = int(config.get("kill_worker_at_epoch") or 0)
+    epoch_hook = config.get("epoch_hook")
     t_start = time.perf_counter()
 
     for epoch in range(start + 1, cfg.epochs + 1):
@@ -162,6 +206,8 @@ def train_loop_per_worker(config: dict[str, Any]) -> None:
             v = evaluate_reconstruction(core, val_w, mean_params, layout, rec_fn)
             metrics.update(val_rec=v["loss"], reconstruction_r2_val=v["r2"])
         metrics["seconds"] = time.perf_counter() - t_start
+        if epoch_hook is not None and rank == 0:
+            metrics.update(epoch_hook(core, epoch, dict(metrics)))
         history.append(metrics)
         if rank == 0:
             shown = ", ".join(f"{k} {v:.4f}" for k, v in metrics.items() if k not in ("epoch", "seconds"))
@@ -179,10 +225,10 @@ def train_loop_per_worker(config: dict[str, Any]) -> None:
                         },
                         Path(tmp) / "train_state.pt",
                     )
-                    checkpoint = ray.train.Checkpoint.from_directory(tmp)
-                ray.train.report(metrics, checkpoint=checkpoint)
+                    checkpoint = session.checkpoint_from_directory(tmp)
+                session.report(metrics, checkpoint=checkpoint)
         else:
-            ray.train.report(metrics)
+            session.report(metrics)
 
 
 def _mlflow_callback(tracking_uri: str | None, run_id: str | None):

@@ -1,0 +1,37 @@
+"""Ray Tune sweep of the autoencoder (beta, d_token, d_hidden, d_z, lr, KDE bandwidth) on one zoo.
+
+Locally:
+    python jobs/tune_sweep.py --zoo runs/quick/zoo --preset quick --num-samples 16 --out runs/quick/tune
+On a cluster:
+    ray job submit --working-dir . -- python jobs/tune_sweep.py --zoo s3://bucket/zoo --preset paper \\
+        --num-samples 32 --out tune-out --storage s3://bucket/tune --workers-per-trial 2 --gpus-per-trial 2
+
+It joins the Ray cluster it is submitted to (RAY_ADDRESS) or starts a local one. Rerunning the same
+command after an interruption continues the sweep (Tuner.restore). Writes OUT/best_config.json, which
+`hyperrep train-ae --config` and `jobs/full_pipeline.py --ae-config` accept as is.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+
+def main(argv: list[str] | None = None) -> int:
+    from hyperrep_ray.config import ConfigError
+    from hyperrep_ray.datasets import DatasetNotFoundError
+    from hyperrep_ray.store import StoreError
+    from hyperrep_ray.tune import add_sweep_arguments, sweep_from_args
+
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    add_sweep_arguments(p)
+    args = p.parse_args(argv)
+    try:
+        return sweep_from_args(args)
+    except (ConfigError, StoreError, DatasetNotFoundError) as e:
+        print(f"tune_sweep: error: {e}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())
