@@ -73,6 +73,8 @@ def run_pipeline(
     tracking_uri: str | None = None,
     data_root: str | None = None,
     ae_override: dict[str, Any] | None = None,
+    tune: bool = False,
+    tune_samples: int = 16,
     log: Callable[[str], None] = print,
 ) -> dict[str, Any]:
     """Run (or finish) every stage; returns the summary also written to ``out/report/summary.json``."""
@@ -106,6 +108,12 @@ def run_pipeline(
                 _, entry["zoo"] = run_zoo_stage(zoo_cfg, str(zoo_dir), tracking_uri, nested=True)
                 mark_done(zoo_dir, zoo_inputs, time.perf_counter() - t0)
             summary["stage_seconds"][f"zoo/{name}"] = time.perf_counter() - t0
+            if tune:
+                t0 = time.perf_counter()
+                best = _tuned_config(zoo_dir, base / "tune", preset, tune_samples, zoo_cfg, tracking_uri, log)
+                ae_cfg = ae_cfg.model_copy(update=best)
+                base_cfg = base_cfg.model_copy(update=best)
+                summary["stage_seconds"][f"tune/{name}"] = time.perf_counter() - t0
             for label, cfg in (("ae", ae_cfg), ("ae-nolwln", base_cfg)):
                 t0 = time.perf_counter()
                 ae_dir = base / label
@@ -136,6 +144,28 @@ def run_pipeline(
         mlflow.log_artifacts(str(report_dir), "report")
         tracking.log_metrics({"wall_seconds": summary["wall_seconds"]})
     return summary
+
+
+def _tuned_config(
+    zoo_dir: Path,
+    tune_dir: Path,
+    preset: str,
+    samples: int,
+    zoo_cfg: ZooConfig,
+    tracking_uri: str | None,
+    log: Callable[[str], None],
+) -> dict[str, Any]:
+    """The sweep's winning autoencoder settings (run once; a rerun reads best_config.json)."""
+    from hyperrep_ray.tune import TUNED_FIELDS, run_sweep
+
+    inputs = {"zoo": zoo_cfg.identity(), "preset": preset, "num_samples": samples}
+    if not stage_done(tune_dir, inputs):
+        log(f"[pipeline] tune {zoo_cfg.dataset}: Ray Tune sweep of {samples} trials")
+        t0 = time.perf_counter()
+        run_sweep(str(zoo_dir), str(tune_dir), preset, samples, tracking_uri, nested=True)
+        mark_done(tune_dir, inputs, time.perf_counter() - t0)
+    best = json.loads((tune_dir / "best_config.json").read_text())
+    return {k: best[k] for k in TUNED_FIELDS if k in best}
 
 
 def write_report(summary: dict[str, Any], report_dir: Path) -> None:

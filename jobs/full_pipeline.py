@@ -27,11 +27,9 @@ def main(argv: list[str] | None = None) -> int:
         "--ae-config", help="JSON with AEConfig fields applied to both autoencoders (e.g. a sweep's best)"
     )
     p.add_argument("--tune", action="store_true", help="run the Ray Tune sweep first and use its best config")
+    p.add_argument("--tune-samples", type=int, default=16, help="trials of the --tune sweep")
     args = p.parse_args(argv)
     out = args.out or f"runs/{args.preset}"
-    if args.tune:
-        print("--tune: the sweep stage is not available yet (issue 5); run without --tune", file=sys.stderr)
-        return 2
 
     from pathlib import Path
 
@@ -49,7 +47,15 @@ def main(argv: list[str] | None = None) -> int:
     try:
         override = load_json_config(args.ae_config) if args.ae_config else None
         ensure_ray()
-        summary = run_pipeline(args.preset, out, uri, args.data_root, ae_override=override)
+        summary = run_pipeline(
+            args.preset,
+            out,
+            uri,
+            args.data_root,
+            ae_override=override,
+            tune=args.tune,
+            tune_samples=args.tune_samples,
+        )
     except (ConfigError, StoreError, FileNotFoundError) as e:
         print(f"full_pipeline: error: {e}", file=sys.stderr)
         return 2
