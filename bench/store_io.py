@@ -1,0 +1,244 @@
+#!/usr/bin/env python
+"""Parquet weight store vs numpy.save/numpy.load: write/read throughput, size, predicate pushdown.
+
+A synthetic store of ``--models`` x ``--epochs`` checkpoints (random float32 weights, 2464 per
+row, as many rows as a real digits zoo) is written shard by shard exactly as the zoo stage does
+(``store.build_shard_table`` + ``store.write_shard``, ``--models-per-shard`` models per file);
+the same (rows, 2464) float32 array goes through ``numpy.save``/``numpy.load``. Reads run on a
+warm page cache (best of ``--repeats``); "bytes read" is what the process read through read
+syscalls (``rchar`` in /proc/self/io), so it shows how much of the file a query touches.
+
+    python bench/store_io.py --quick      # 200 models x 11 epochs, seconds
+    python bench/store_io.py              # 1000 models x 11 epochs
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import os
+import platform
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from hyperrep_ray import store  # noqa: E402
+from hyperrep_ray.zoo.cnn import num_params  # noqa: E402
+
+
+def log(msg: str) -> None:
+    print(msg, file=sys.stderr, flush=True)
+
+
+def rchar() -> int | None:
+    try:
+        for line in Path("/proc/self/io").read_text().splitlines():
+            if line.startswith("rchar:"):
+                return int(line.split()[1])
+    except OSError:
+        pass
+    return None
+
+
+def dir_size(path: Path) -> int:
+    return sum(f.stat().st_size for f in path.rglob("*") if f.is_file())
+
+
+def fs_type(path: Path) -> str:
+    try:
+        best = ("", "unknown")
+        for line in Path("/proc/mounts").read_text().splitlines():
+            parts = line.split()
+            mnt, typ = parts[1], parts[2]
+            if str(path).startswith(mnt) and len(mnt) > len(best[0]):
+                best = (mnt, typ)
+        return f"{best[1]} (mounted at {best[0]})"
+    except OSError:
+        return "unknown"
+
+
+def git_commit() -> str:
+    try:
+        sha = subprocess.check_output(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, text=True).strip()
+        dirty = subprocess.check_output(["git", "status", "--porcelain"], cwd=ROOT, text=True).strip()
+        return sha + (" (+ uncommitted changes)" if dirty else "")
+    except (OSError, subprocess.CalledProcessError):
+        return "unknown"
+
+
+def cpu_model() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or "unknown"
+
+
+def timed(fn, repeats: int):
+    """(result of the last call, best seconds, bytes read by the best call)."""
+    best, best_bytes, out = float("inf"), None, None
+    for _ in range(repeats):
+        r0 = rchar()
+        t0 = time.perf_counter()
+        out = fn()
+        secs = time.perf_counter() - t0
+        r1 = rchar()
+        if secs < best:
+            best, best_bytes = secs, (r1 - r0 if r0 is not None and r1 is not None else None)
+    return out, best, best_bytes
+
+
+def synthetic_zoo(n_models: int, n_epochs: int, n_params: int, seed: int = 0):
+    rng = np.random.default_rng(seed)
+    weights = (0.1 * rng.standard_normal((n_models, n_epochs, n_params))).astype(np.float32)
+    metrics = {m: rng.random((n_models, n_epochs)).astype(np.float32) for m in store.METRIC_COLUMNS}
+    return weights, metrics
+
+
+def main(argv: list[str] | None = None) -> None:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--quick", action="store_true", help="200 models instead of 1000")
+    p.add_argument("--models", type=int, default=None)
+    p.add_argument("--epochs", type=int, default=11, help="checkpoints per model (epochs 0..E-1)")
+    p.add_argument("--models-per-shard", type=int, default=64)
+    p.add_argument("--repeats", type=int, default=3)
+    p.add_argument("--dir", default=None, help="where to write (default: a temporary directory)")
+    p.add_argument("--out", default=None, help="also write the Markdown here")
+    args = p.parse_args(argv)
+    n_models = args.models or (200 if args.quick else 1000)
+    n_epochs, n_params = args.epochs, num_params(1)
+    rows = n_models * n_epochs
+    payload = rows * n_params * 4
+    mb = payload / 1e6
+    pick_epoch, pick_split = n_epochs // 2, "train"
+
+    base = Path(tempfile.mkdtemp(prefix="store_io_", dir=args.dir))
+    try:
+        log(f"generating {n_models} x {n_epochs} checkpoints ({mb:.0f} MB of float32 weights) in {base}")
+        weights, metrics = synthetic_zoo(n_models, n_epochs, n_params)
+        splits = store.assign_splits(n_models, (0.7, 0.15, 0.15), 0)
+        hyper = {
+            "activation": "tanh",
+            "init": "default",
+            "lr": 1e-3,
+            "weight_decay": 0.0,
+            "optimizer": "adam",
+        }
+        zoo = str(base / "zoo")
+        store.write_json(
+            store.zoo_json_path(zoo), {"format_version": store.FORMAT_VERSION, "num_params": n_params}
+        )
+        shards = [
+            list(range(i, min(n_models, i + args.models_per_shard)))
+            for i in range(0, n_models, args.models_per_shard)
+        ]
+        # the same rows as one (rows, N) array, in the store's order (shard, epoch, model)
+        flat = np.concatenate([weights[ids].transpose(1, 0, 2).reshape(-1, n_params) for ids in shards])
+        epoch_of_row = np.concatenate([np.repeat(np.arange(n_epochs), len(ids)) for ids in shards])
+        split_of_row = np.concatenate([np.tile(np.asarray(splits, object)[ids], n_epochs) for ids in shards])
+
+        results: list[tuple[str, str, int, float, int | None]] = []  # (format, operation, rows, s, bytes)
+
+        def write_parquet():
+            shutil.rmtree(Path(zoo) / "checkpoints", ignore_errors=True)
+            for index, ids in enumerate(shards):
+                table, _ = store.build_shard_table(
+                    ids,
+                    [i + 1 for i in ids],
+                    [splits[i] for i in ids],
+                    weights[ids],
+                    {m: v[ids] for m, v in metrics.items()},
+                    hyper,
+                )
+                store.write_shard(zoo, index, table, {"model_ids": ids, "epochs": list(range(n_epochs))})
+
+        npy = base / "weights.npy"
+        _, s, _ = timed(write_parquet, args.repeats)
+        results.append(
+            ("Parquet", f"write: build_shard_table + write_shard ({len(shards)} shards)", rows, s, None)
+        )
+        _, s, _ = timed(lambda: np.save(npy, flat), args.repeats)
+        results.append(("numpy", "write: numpy.save", rows, s, None))
+        parquet_size = dir_size(Path(zoo) / "checkpoints")
+        npy_size = npy.stat().st_size
+
+        log("reading")
+        t, s, b = timed(lambda: store.read_checkpoints(zoo), args.repeats)
+        results.append(("Parquet", "read_checkpoints: whole store (Arrow table)", t.num_rows, s, b))
+        (w, _), s, b = timed(lambda: store.load_weights(zoo), args.repeats)
+        assert w.shape == (rows, n_params)
+        results.append(("Parquet", "load_weights: whole store (torch + pandas)", rows, s, b))
+        a, s, b = timed(lambda: np.load(npy), args.repeats)
+        assert a.shape == (rows, n_params)
+        results.append(("numpy", "numpy.load: whole array", rows, s, b))
+        t, s, b = timed(
+            lambda: store.read_checkpoints(zoo, columns=["model_id", "epoch", "split", "test_acc"]),
+            args.repeats,
+        )
+        results.append(("Parquet", "read_checkpoints: metric columns only, whole store", t.num_rows, s, b))
+
+        sel = f"epoch {pick_epoch}, split {pick_split}"
+        t, s, b = timed(
+            lambda: store.read_checkpoints(zoo, epochs=[pick_epoch], split=pick_split), args.repeats
+        )
+        n_sel = t.num_rows
+        results.append(("Parquet", f"read_checkpoints: {sel}", n_sel, s, b))
+        (w, _), s, b = timed(
+            lambda: store.load_weights(zoo, epochs=[pick_epoch], split=pick_split), args.repeats
+        )
+        results.append(("Parquet", f"load_weights: {sel}", w.shape[0], s, b))
+        mask = (epoch_of_row == pick_epoch) & (split_of_row == pick_split)
+        assert int(mask.sum()) == n_sel
+        a, s, b = timed(lambda: np.load(npy)[mask], args.repeats)
+        results.append(("numpy", f"numpy.load + row mask: {sel}", a.shape[0], s, b))
+        a, s, _ = timed(lambda: np.array(np.load(npy, mmap_mode="r")[mask]), args.repeats)
+        results.append(("numpy", f"numpy.load(mmap_mode='r') + row mask: {sel}", a.shape[0], s, None))
+    finally:
+        where = fs_type(base)
+        shutil.rmtree(base, ignore_errors=True)
+
+    lines = [
+        "# Weight store I/O: Parquet store vs numpy",
+        "",
+        f"- date: {dt.datetime.now(dt.timezone.utc).strftime('%Y-%m-%d %H:%M UTC')}",
+        f"- git commit: {git_commit()}",
+        f"- CPU: {cpu_model()}, {os.cpu_count()} logical cores; filesystem: {where}",
+        f"- load average (1/5/15 min): {' / '.join(f'{v:.2f}' for v in os.getloadavg())}",
+        f"- store: {n_models} models x {n_epochs} epochs = {rows} rows of {n_params} float32 "
+        f"({mb:.1f} MB of weights), {len(shards)} shards of {args.models_per_shard} models, "
+        "zstd level 1, one row group per epoch (as the zoo stage writes); random N(0, 0.1) weights "
+        "(trained weights compress about as badly: float mantissas)",
+        f"- size on disk: Parquet {parquet_size / 1e6:.1f} MB ({parquet_size / payload:.3f} x payload), "
+        f"numpy {npy_size / 1e6:.1f} MB ({npy_size / payload:.3f} x payload)",
+        f"- best of {args.repeats}, warm page cache; MB/s = weight rows touched x {n_params * 4} bytes / s; "
+        "bytes read = rchar from /proc/self/io (read syscalls; mmap page-ins are not counted)",
+        "",
+        "| format | operation | rows | seconds | MB/s | bytes read | of the file(s) |",
+        "|---|---|---:|---:|---:|---:|---:|",
+    ]
+    for fmt_, op, n, s, b in results:
+        size = parquet_size if fmt_ == "Parquet" else npy_size
+        rate = n * n_params * 4 / 1e6 / s
+        if b is None:
+            read, frac = "-", "-"
+        else:
+            read, frac = f"{b / 1e6:.2f} MB", f"{b / size:.3f}"
+        lines.append(f"| {fmt_} | {op} | {n} | {s:.3f} | {rate:,.0f} | {read} | {frac} |")
+    text = "\n".join(lines)
+    print(text)
+    if args.out:
+        Path(args.out).write_text(text + "\n")
+
+
+if __name__ == "__main__":
+    main()
