@@ -15,7 +15,7 @@ import pandas as pd
 
 from hyperrep_ray import store
 from hyperrep_ray.config import AEConfig
-from hyperrep_ray.tokens import layer_stats, token_layout
+from hyperrep_ray.tokens import layer_stats, standardisation, token_layout
 
 
 @dataclass
@@ -29,6 +29,8 @@ class AEData:
     var_tokens: np.ndarray  # [T, D] train-split layer variance per token entry
     mean_params: np.ndarray  # [N] train-split mean weight vector (R^2 baseline)
     layer_std: np.ndarray  # [L]
+    token_shift: np.ndarray  # [T, D] encoder-input standardisation (cfg.standardize), train split
+    token_scale: np.ndarray  # [T, D]
 
     def worker_payload(self) -> dict[str, Any]:
         """The arrays Ray Train workers need (shipped once through the object store)."""
@@ -37,6 +39,8 @@ class AEData:
             "val": self.weights["val"],
             "var_tokens": self.var_tokens,
             "mean_params": self.mean_params,
+            "token_shift": self.token_shift,
+            "token_scale": self.token_scale,
             "in_channels": self.in_channels,
         }
 
@@ -79,7 +83,9 @@ def prepare_ae_data(zoo: str, cfg: AEConfig, reference: np.ndarray | None = None
         weights = {k: align_weights(v, reference, in_channels) for k, v in weights.items()}
     else:
         reference = None
-    stats = layer_stats(weights["train"], token_layout(in_channels))
+    layout = token_layout(in_channels)
+    stats = layer_stats(weights["train"], layout)
+    shift, scale = standardisation(weights["train"], layout, cfg.standardize)
     return AEData(
         in_channels=in_channels,
         activation=str(meta["architecture"]["activation"]),
@@ -90,4 +96,6 @@ def prepare_ae_data(zoo: str, cfg: AEConfig, reference: np.ndarray | None = None
         var_tokens=stats["var_tokens"].numpy(),
         mean_params=weights["train"].mean(0).astype(np.float32),
         layer_std=stats["std"].numpy(),
+        token_shift=shift.numpy(),
+        token_scale=scale.numpy(),
     )

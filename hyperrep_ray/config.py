@@ -147,6 +147,11 @@ class AEConfig(StrictModel):
     epochs_window: tuple[int, int] = Field((21, 25), description="zoo epochs (inclusive) used for training")
     align: bool = Field(True, description="permute every checkpoint's neurons to a canonical reference first")
     align_iterations: int = Field(3, ge=1)
+    standardize: Literal["none", "layer", "coordinate"] = Field(
+        "none",
+        description="encoder input / decoder output units: raw weights (the paper), per-layer or per-weight "
+        "z-scores (train-split statistics; fits the train split much faster, see issue 3's note)",
+    )
     # architecture
     d_token: int = Field(128, ge=1)
     d_hidden: int = Field(256, ge=1)

@@ -292,3 +292,31 @@ def layer_stats(
         "mean_tokens": broadcast_to_tokens(mean, layout, pad_value=0.0).float(),
         "mean_params": broadcast_to_params(mean, layout).float(),
     }
+
+
+def standardisation(
+    w: torch.Tensor | np.ndarray, layout: TokenLayout, mode: str, floor: float = 0.1
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Token-shaped shift and scale ``[T, D]`` that z-score weights with train-split statistics.
+
+    ``"layer"``: one mean/std per layer; ``"coordinate"``: per-weight mean/std across the models,
+    the std floored at ``floor`` x its layer's std so that a near-constant weight (a bias all models
+    share after alignment) is not blown up into noise; ``"none"``: identity. Padding: 0 and 1."""
+    n_tok, dim = layout.n_tokens, layout.token_dim
+    if mode == "none":
+        return torch.zeros(n_tok, dim), torch.ones(n_tok, dim)
+    stats = layer_stats(w, layout)
+    layer_std = broadcast_to_params(stats["std"].double(), layout)
+    if mode == "layer":
+        shift, scale = broadcast_to_params(stats["mean"].double(), layout), layer_std
+    elif mode == "coordinate":
+        x = torch.as_tensor(w).detach().cpu().double()
+        shift = x.mean(0)
+        scale = torch.maximum(x.std(0, correction=0), floor * layer_std)
+    else:
+        raise ValueError(f"standardisation mode must be 'none', 'layer' or 'coordinate', got {mode!r}")
+    scale = scale.clamp_min(1e-8)
+    tok_shift = vectors_to_tokens(shift.float()[None], layout)[0]
+    tok_scale = vectors_to_tokens(scale.float()[None], layout)[0]
+    tok_scale[~layout.mask] = 1.0
+    return tok_shift, tok_scale

@@ -134,6 +134,11 @@ def run_training_loop(config: dict[str, Any], session) -> None:
 
     torch.manual_seed(cfg.seed)
     model = HyperAutoencoder(architecture_for(cfg, in_channels))
+    if "token_shift" in payload:
+        model.set_standardisation(
+            torch.from_numpy(np.asarray(payload["token_shift"], np.float32)),
+            torch.from_numpy(np.asarray(payload["token_scale"], np.float32)),
+        )
     opt = torch.optim.Adam(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
     start, history = 0, []
     ckpt = session.get_checkpoint()

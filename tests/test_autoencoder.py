@@ -162,3 +162,23 @@ def test_tiny_model_overfits_eight_sequences():
 
 def test_zoo_constant_is_48_tokens():
     assert len(ZOO_CNN_LAYER_OF_TOKEN) == 48
+
+
+def test_standardisation_is_applied_saved_and_invertible():
+    """Encoder sees (x - shift) / scale, decoder answers in raw units, and the buffers travel in the
+    state_dict; a state saved before they existed loads as identity (HyperRepresentation.load)."""
+    torch.manual_seed(0)
+    arch = small_arch(n_tokens=6, token_dim=10, layer_of_token=[0, 0, 1, 1, 1, 2], dropout=0.0)
+    model = HyperAutoencoder(arch).eval()
+    x = torch.randn(4, 6, 10)
+    shift, scale = torch.randn(6, 10), torch.rand(6, 10) + 0.5
+    z_plain = model.encode((x - shift) / scale)
+    raw_out = model.decode(z_plain)
+    model.set_standardisation(shift, scale)
+    torch.testing.assert_close(model.encode(x), z_plain)
+    torch.testing.assert_close(model.decode(z_plain), raw_out * scale + shift)
+    other = HyperAutoencoder(arch).eval()
+    other.load_state_dict(model.state_dict())
+    torch.testing.assert_close(other(x)[1], model(x)[1])
+    with pytest.raises(ValueError, match="positive scale"):
+        model.set_standardisation(shift, torch.zeros(6, 10))

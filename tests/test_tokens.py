@@ -142,3 +142,36 @@ def test_wrong_lengths_raise():
         layer_stats(torch.zeros(3, 100))
     with pytest.raises(ValueError, match="positive integer"):
         token_layout(0)
+
+
+@pytest.mark.parametrize("mode", ["layer", "coordinate"])
+def test_standardisation_gives_z_scores_and_leaves_padding_alone(mode):
+    from hyperrep_ray.tokens import standardisation
+
+    layout = token_layout(1)
+    g = torch.Generator().manual_seed(0)
+    # layers of very different scale and offset, like a real zoo
+    w = torch.randn(200, layout.n_params, generator=g) * (0.01 + layout.layer_of_param.float()) + 3.0
+    shift, scale = standardisation(w, layout, mode)
+    assert shift.shape == scale.shape == (48, 201)
+    assert torch.all(shift[~layout.mask] == 0) and torch.all(scale[~layout.mask] == 1)
+    z = tokens_to_vectors((vectors_to_tokens(w, layout) - shift) / scale, layout)
+    for layer in layout.layers:
+        block = z[:, layer.param_slice]
+        assert abs(float(block.mean())) < 1e-3
+        assert float(block.std()) == pytest.approx(1.0, abs=0.02)
+    if mode == "coordinate":
+        assert torch.allclose(z.mean(0), torch.zeros(layout.n_params), atol=1e-4)
+
+
+def test_coordinate_standardisation_floors_near_constant_weights():
+    from hyperrep_ray.tokens import standardisation
+
+    layout = token_layout(1)
+    w = torch.randn(50, layout.n_params, generator=torch.Generator().manual_seed(1))
+    w[:, 0] = 0.5  # a weight every model shares
+    _, scale = standardisation(w, layout, "coordinate", floor=0.1)
+    conv1_std = float(w[:, layout.layers[0].param_slice].std(correction=0))
+    assert float(tokens_to_vectors(scale[None], layout)[0, 0]) == pytest.approx(0.1 * conv1_std, rel=1e-3)
+    with pytest.raises(ValueError, match="standardisation mode"):
+        standardisation(w, layout, "global")

@@ -178,6 +178,24 @@ class HyperAutoencoder(nn.Module):
         self.debed = PerLayerLinear(a.layer_of_token, a.d_token, a.token_dim)
         # Projection head for the contrastive loss.
         self.projection = _mlp(a.d_z, a.proj_width, a.proj_dim, a.proj_layers, a.activation)
+        # Input standardisation (identity until set_standardisation): saved with the weights so
+        # every loaded model encodes and decodes in the units it was trained in.
+        self.register_buffer("token_shift", torch.zeros(1, a.n_tokens, a.token_dim))
+        self.register_buffer("token_scale", torch.ones(1, a.n_tokens, a.token_dim))
+
+    def set_standardisation(self, shift: torch.Tensor, scale: torch.Tensor) -> None:
+        """Encode (tokens - shift) / scale and decode back to raw weights.
+
+        Raw zoo weights differ in scale between layers and share a large common part (the zoo
+        mean, especially after alignment); standardising lets the network spend its capacity on
+        what distinguishes models instead of re-learning the mean."""
+        shape = self.token_shift.shape
+        shift = torch.as_tensor(shift, dtype=torch.float32).reshape(shape)
+        scale = torch.as_tensor(scale, dtype=torch.float32).reshape(shape)
+        if not torch.isfinite(shift).all() or not (torch.isfinite(scale) & (scale > 0)).all():
+            raise ValueError("standardisation needs a finite shift and a finite, positive scale")
+        self.token_shift.copy_(shift)
+        self.token_scale.copy_(scale)
 
     def encode(self, tokens: torch.Tensor) -> torch.Tensor:
         """tokens[B, T, D] -> z[B, d_z], bounded in [-1, 1] by tanh."""
@@ -186,7 +204,7 @@ class HyperAutoencoder(nn.Module):
             raise ValueError(
                 f"expected tokens of shape [B, {a.n_tokens}, {a.token_dim}], got {tuple(tokens.shape)}"
             )
-        h = self.embed(tokens) + self.enc_pos
+        h = self.embed((tokens - self.token_shift) / self.token_scale) + self.enc_pos
         h = torch.cat([self.cls.expand(h.shape[0], -1, -1), h], dim=1)
         h = self.encoder(self.enc_drop(h))
         return torch.tanh(self.compress(h[:, 0]))
@@ -198,7 +216,7 @@ class HyperAutoencoder(nn.Module):
             raise ValueError(f"expected z of shape [B, {a.d_z}], got {tuple(z.shape)}")
         h = self.decompress(z).view(z.shape[0], a.n_tokens, a.d_token) + self.dec_pos
         h = self.decoder(self.dec_drop(h))
-        return self.debed(h)
+        return self.debed(h) * self.token_scale + self.token_shift
 
     def project(self, z: torch.Tensor) -> torch.Tensor:
         """z[B, d_z] -> [B, proj_dim], the space the contrastive loss acts in."""

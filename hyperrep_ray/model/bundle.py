@@ -124,7 +124,10 @@ class HyperRepresentation:
         info = json.loads((d / "ae.json").read_text())
         cfg = AEConfig(**info["config"])
         model = HyperAutoencoder(architecture_for(cfg, int(info["in_channels"])))
-        model.load_state_dict(torch.load(d / "model.pt", map_location=device, weights_only=True))
+        state = torch.load(d / "model.pt", map_location=device, weights_only=True)
+        for name in ("token_shift", "token_scale"):  # saved before standardisation existed: identity
+            state.setdefault(name, getattr(model, name))
+        model.load_state_dict(state)
         model.to(device).eval()
         npz = np.load(d / "normalisation.npz")
         return cls(
