@@ -201,6 +201,9 @@ def write_shard(root: str, index: int, table: pa.Table, info: dict[str, Any]) ->
         tmp,
         filesystem=fs,
         row_group_size=max(1, table.num_rows // n_epochs),
+        # float weights almost never repeat: a dictionary page for them made files 1.5x the
+        # payload and writes 5x slower (bench/store_io.py); the small columns keep it
+        use_dictionary=[c for c in table.column_names if c != "weights"],
         compression="zstd",
         compression_level=1,
     )
