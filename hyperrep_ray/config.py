@@ -285,3 +285,51 @@ def ae_preset(preset: str = "quick", dataset: str = "digits", **overrides: Any) 
     }[preset]
     values = {**values, **{k: v for k, v in overrides.items() if v is not None}}
     return make_config(AEConfig, values)
+
+
+class ExperimentsConfig(StrictModel):
+    """The paper's experiments run by the pipeline after the autoencoders (2022 paper, Sec. 4):
+    how many models each sampler draws, the fine-tuning epochs evaluated, ensemble sizes."""
+
+    n: int = Field(50, ge=2, description="models per sampler and population")
+    finetune_epochs: tuple[int, ...] = Field((0, 1, 5, 25), description="fine-tuning epochs evaluated")
+    methods: tuple[str, ...] = Field(
+        ("uniform", "counterfactual", "kde", "kde30", "kde-joint", "kde-joint30")
+        + ("neigh", "neigh30", "gan", "gan30"),
+        description="samplers of Figure 4 (see hyperrep_ray.sampling.SAMPLERS)",
+    )
+    gan_epochs: int = Field(1000, ge=1)
+    ensemble_sizes: tuple[int, ...] = (1, 2, 3, 5, 10)
+    ensemble_repeats: int = Field(15, ge=1)
+    transfer_methods: tuple[str, ...] = ("kde30",)
+    seed: int = 0
+
+    @model_validator(mode="after")
+    def _check(self) -> ExperimentsConfig:
+        from hyperrep_ray.sampling import SAMPLERS
+
+        unknown = [m for m in (*self.methods, *self.transfer_methods) if m not in SAMPLERS]
+        if unknown:
+            raise ValueError(f"unknown sampling method(s) {unknown}; valid: {', '.join(SAMPLERS)}")
+        if not self.finetune_epochs or min(self.finetune_epochs) < 0:
+            raise ValueError(f"finetune_epochs must be non-negative epochs, got {self.finetune_epochs}")
+        return self
+
+
+def experiments_preset(preset: str = "quick", **overrides: Any) -> ExperimentsConfig:
+    if preset not in PRESETS:
+        raise ConfigError(f"unknown preset {preset!r}; choose one of {list(PRESETS)}")
+    values: dict[str, Any] = {
+        "smoke": {
+            "n": 4,
+            "finetune_epochs": (0, 1),
+            "methods": ("uniform", "kde30"),
+            "gan_epochs": 5,
+            "ensemble_sizes": (1, 2),
+            "ensemble_repeats": 2,
+        },
+        "quick": {"n": 30, "finetune_epochs": (0, 1, 5), "gan_epochs": 300, "ensemble_repeats": 10},
+        "paper": {},
+    }[preset]
+    values = {**values, **{k: v for k, v in overrides.items() if v is not None}}
+    return make_config(ExperimentsConfig, values)

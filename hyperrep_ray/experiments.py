@@ -1289,6 +1289,7 @@ def run_experiments(
     transfer_methods: Sequence[str] = ("kde30",),
     decode_on_driver: bool = False,
     num_gpus: float = 0.0,
+    nested: bool = False,
 ) -> dict[str, Any]:
     """Run every experiment on one zoo and its autoencoders; write ``out/summary.json``,
     ``out/report.md`` and each experiment's tables and figures under ``out/<experiment>/``.
@@ -1302,7 +1303,7 @@ def run_experiments(
     ``data`` defaults to the zoo's data set (split as its zoo.json records), ``transfer_target`` to
     :func:`digits_transfer_target` for digits and to :data:`PAPER_TRANSFER_PAIRS` otherwise (skipped with a
     note when that data set is not under ``data_root``), ``other_data`` to ``other_zoo``'s data set.
-    B_T in the ensembles is trained for ``max(finetune_epochs)`` epochs. MLflow: a parent run
+    B_T in the ensembles is trained for ``max(finetune_epochs)`` epochs. MLflow: a run
     ``experiments`` with one child run per experiment (params, the summary numbers and test statistics
     as metrics, tables and figures as artifacts).
 
@@ -1355,7 +1356,7 @@ def run_experiments(
         summary["meta"]["seconds"][result.name] = round(seconds, 2)
         files[result.name] = result.files
 
-    with tracking.run("experiments", config, tracking_uri, tags={"stage": "experiments"}):
+    with tracking.run("experiments", config, tracking_uri, nested=nested, tags={"stage": "experiments"}):
         t0 = time.perf_counter()
         with tracking.run("in_dataset", None, tracking_uri, nested=True, tags={"experiment": "in_dataset"}):
             t1 = table1(

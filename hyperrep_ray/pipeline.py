@@ -19,7 +19,16 @@ from pathlib import Path
 from typing import Any
 
 from hyperrep_ray import tracking
-from hyperrep_ray.config import PRESETS, AEConfig, ConfigError, ZooConfig, ae_preset, zoo_preset
+from hyperrep_ray.config import (
+    PRESETS,
+    AEConfig,
+    ConfigError,
+    ExperimentsConfig,
+    ZooConfig,
+    ae_preset,
+    experiments_preset,
+    zoo_preset,
+)
 
 PAPER_DATASETS = ("mnist", "svhn", "cifar10", "stl10")
 
@@ -76,6 +85,7 @@ def run_pipeline(
     tune: bool = False,
     tune_samples: int = 16,
     log: Callable[[str], None] = print,
+    experiments_override: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     """Run (or finish) every stage; returns the summary also written to ``out/report/summary.json``."""
     from hyperrep_ray.ae_stage import run_ae_stage
@@ -85,6 +95,7 @@ def run_pipeline(
     root = Path(out)
     root.mkdir(parents=True, exist_ok=True)
     configs = pipeline_configs(preset, data_root)
+    exp_cfg = experiments_preset(preset, **(experiments_override or {}))
     summary: dict[str, Any] = {"preset": preset, "out": str(root.resolve()), "zoos": {}, "stage_seconds": {}}
     t_all = time.perf_counter()
     with tracking.run(
@@ -135,6 +146,11 @@ def run_pipeline(
                     )
                     mark_done(ae_dir, inputs, time.perf_counter() - t0)
                 summary["stage_seconds"][f"{label}/{name}"] = time.perf_counter() - t0
+            t0 = time.perf_counter()
+            entry["experiments"] = _experiments_stage(
+                base, zoo_cfg, ae_cfg, base_cfg, exp_cfg, tracking_uri, data_root, log
+            )
+            summary["stage_seconds"][f"experiments/{name}"] = time.perf_counter() - t0
             summary["zoos"][name] = entry
         summary["wall_seconds"] = time.perf_counter() - t_all
         report_dir = root / "report"
@@ -143,6 +159,53 @@ def run_pipeline(
 
         mlflow.log_artifacts(str(report_dir), "report")
         tracking.log_metrics({"wall_seconds": summary["wall_seconds"]})
+    return summary
+
+
+def _experiments_stage(
+    base: Path,
+    zoo_cfg: ZooConfig,
+    ae_cfg: AEConfig,
+    base_cfg: AEConfig,
+    exp_cfg: ExperimentsConfig,
+    tracking_uri: str | None,
+    data_root: str | None,
+    log: Callable[[str], None],
+) -> dict[str, Any]:
+    """Sampling and evaluation (Figure 4, Table 1, ensembles, transfer) on the stage's autoencoders;
+    reruns only when the zoo, either autoencoder or the experiment settings changed."""
+    from hyperrep_ray.experiments import run_experiments
+
+    out = base / "experiments"
+    inputs = {
+        "zoo": zoo_cfg.identity(),
+        "ae": ae_cfg.model_dump(mode="json"),
+        "ae-nolwln": base_cfg.model_dump(mode="json"),
+        "experiments": exp_cfg.model_dump(mode="json"),
+    }
+    if stage_done(out, inputs):
+        log(f"[pipeline] experiments {zoo_cfg.dataset}: complete, skipped")
+        return json.loads((out / "summary.json").read_text())
+    log(f"[pipeline] experiments {zoo_cfg.dataset}: sampling, fine-tuning, {exp_cfg.n} models per population")
+    t0 = time.perf_counter()
+    summary = run_experiments(
+        str(base / "ae"),
+        str(base / "ae-nolwln"),
+        str(base / "zoo"),
+        out,
+        n=exp_cfg.n,
+        finetune_epochs=exp_cfg.finetune_epochs,
+        seed=exp_cfg.seed,
+        tracking_uri=tracking_uri,
+        data_root=data_root,
+        methods=exp_cfg.methods,
+        gan_epochs=exp_cfg.gan_epochs,
+        ensemble_sizes=exp_cfg.ensemble_sizes,
+        ensemble_repeats=exp_cfg.ensemble_repeats,
+        transfer_methods=exp_cfg.transfer_methods,
+        nested=True,
+    )
+    mark_done(out, inputs, time.perf_counter() - t0)
     return summary
 
 
@@ -174,5 +237,10 @@ def write_report(summary: dict[str, Any], report_dir: Path) -> None:
     report_dir.mkdir(parents=True, exist_ok=True)
     for name, entry in summary["zoos"].items():
         plot_zoo_accuracy(entry["zoo"], report_dir / f"zoo_{name}_test_accuracy.png")
+        exp_dir = Path(summary["out"]) / ("" if len(summary["zoos"]) == 1 else name) / "experiments"
+        if (exp_dir / "report.md").exists():  # the experiments' tables and figures, in one place
+            shutil.copyfile(exp_dir / "report.md", report_dir / f"experiments_{name}.md")
+            for png in sorted(exp_dir.glob("*/*.png")):
+                shutil.copyfile(png, report_dir / f"{name}_{png.parent.name}_{png.name}")
     (report_dir / "summary.json").write_text(json.dumps(summary, indent=2, default=float) + "\n")
     (report_dir / "report.md").write_text(pipeline_markdown(summary) + "\n")

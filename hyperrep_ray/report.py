@@ -94,6 +94,18 @@ def pipeline_markdown(summary: dict[str, Any]) -> str:
                 cells = [f"{v:.3f}" if isinstance(v, float) else str(v) for v in vals]
                 lines.append(f"| {label} | " + " | ".join(cells) + " |")
             lines.append("")
+        exp = entry.get("experiments") or {}
+        if exp.get("in_dataset"):
+            from hyperrep_ray.experiments import _by_epoch_markdown
+
+            lines += [
+                f"### sampled models vs baselines on {name} (paper Table 1 / Figure 4; test accuracy, %)",
+                "",
+                *_by_epoch_markdown(exp["in_dataset"], name),
+                "",
+                f"All experiments, CIs and tests: `experiments_{name}.md`.",
+                "",
+            ]
     lines += ["## wall time per stage (s)", "", "| stage | seconds |", "|---|---:|"]
     lines += [f"| {k} | {v:.0f} |" for k, v in summary["stage_seconds"].items()]
     lines += ["", f"total: {summary.get('wall_seconds', 0):.0f} s"]

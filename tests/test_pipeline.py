@@ -1,49 +1,55 @@
-"""The smoke pipeline end to end through jobs/full_pipeline.py, on the session's real Ray."""
+"""Pipeline orchestration: which stages run, which are skipped, what a changed input does.
 
-import importlib.util
+The smoke pipeline itself runs end to end, as users run it, in ``test_job_submit.py``
+(``ray job submit`` to a local cluster, stopped mid-run, resubmitted, rerun in-process)."""
+
 import json
-from pathlib import Path
 
-from mlflow.tracking import MlflowClient
+import pytest
 
-REPO = Path(__file__).resolve().parents[1]
-
-
-def _job():
-    spec = importlib.util.spec_from_file_location("full_pipeline", REPO / "jobs" / "full_pipeline.py")
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
+from hyperrep_ray.config import ConfigError, experiments_preset
+from hyperrep_ray.pipeline import fingerprint, mark_done, pipeline_configs, stage_done
 
 
-def test_smoke_pipeline_end_to_end_and_rerun_skips(tmp_path, ray_session, capsys):
-    out = tmp_path / "run"
-    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
-    assert _job().main(["--preset", "smoke", "--out", str(out), "--tracking-uri", uri]) == 0
-    printed = capsys.readouterr().out
-    assert "report.md" in printed and "mlflow ui" in printed
+def test_finished_stage_is_skipped_and_a_changed_one_moved_aside(tmp_path, capsys):
+    stage = tmp_path / "ae"
+    inputs = {"zoo": {"num_models": 8}, "ae": {"d_z": 16}}
+    assert not stage_done(stage, inputs)  # never run
+    stage.mkdir()
+    (stage / "metrics.json").write_text("{}")
+    assert not stage_done(stage, inputs)  # outputs without stage.json: unfinished, resumed in place
+    assert (stage / "metrics.json").exists()
+    mark_done(stage, inputs, seconds=1.5)
+    marker = json.loads((stage / "stage.json").read_text())
+    assert marker["fingerprint"] == fingerprint(inputs) and marker["seconds"] == 1.5
+    assert stage_done(stage, inputs)
+    assert stage_done(stage, {"ae": {"d_z": 16}, "zoo": {"num_models": 8}})  # key order is irrelevant
 
-    summary = json.loads((out / "report" / "summary.json").read_text())
-    entry = summary["zoos"]["digits"]
-    assert entry["zoo"]["models_stored"] == 8
-    assert entry["ae"]["n_test"] > 0 and "reconstruction_r2_test" in entry["ae-nolwln"]
-    assert set(summary["stage_seconds"]) == {"zoo/digits", "ae/digits", "ae-nolwln/digits"}
-    report = (out / "report" / "report.md").read_text()
-    assert "reconstruction R² (test)" in report and "| ae | ae-nolwln |" in report
-    assert (out / "report" / "zoo_digits_test_accuracy.png").stat().st_size > 1000
-    for stage in ("zoo", "ae", "ae-nolwln"):
-        assert (out / stage / "stage.json").exists()
+    changed = {**inputs, "ae": {"d_z": 32}}
+    assert not stage_done(stage, changed)
+    assert not stage.exists(), "a stage with other inputs must not be reused in place"
+    (stale,) = tmp_path.glob("ae.stale-*")
+    assert json.loads((stale / "stage.json").read_text())["inputs"] == inputs  # kept, not destroyed
+    assert "moved to ae.stale-" in capsys.readouterr().out
 
-    client = MlflowClient(uri)
-    exp = client.get_experiment_by_name("hyperrep_ray")
-    runs = client.search_runs([exp.experiment_id])
-    (parent,) = [r for r in runs if r.data.tags.get("stage") == "pipeline"]
-    children = [r for r in runs if r.data.tags.get("mlflow.parentRunId") == parent.info.run_id]
-    assert sorted(r.data.tags["stage"] for r in children) == ["train-ae", "train-ae", "zoo"]
-    assert "report" in {a.path for a in client.list_artifacts(parent.info.run_id)}
 
-    # a rerun finds every stage complete and redoes nothing
-    assert _job().main(["--preset", "smoke", "--out", str(out), "--tracking-uri", uri]) == 0
-    printed = capsys.readouterr().out
-    assert printed.count("complete, skipped") == 3
-    assert json.loads((out / "ae" / "metrics.json").read_text()) == entry["ae"]
+def test_presets_configure_every_zoo_and_both_autoencoders():
+    (quick,) = pipeline_configs("quick")
+    zoo, ae, base = quick
+    assert zoo.dataset == "digits" and ae.lwln and not base.lwln
+    assert ae.model_copy(update={"lwln": False}) == base  # the baseline differs only in the loss
+    paper = pipeline_configs("paper", data_root="/data")
+    assert [z.dataset for z, _, _ in paper] == ["mnist", "svhn", "cifar10", "stl10"]
+    assert all(z.num_models == 1000 and z.epochs == 50 and z.data_root == "/data" for z, _, _ in paper)
+    assert [a.d_z for _, a, _ in paper] == [700, 1000, 700, 700]  # Table 8
+    with pytest.raises(ConfigError, match="unknown preset"):
+        pipeline_configs("huge")
+
+
+def test_experiment_settings_are_validated():
+    assert experiments_preset("smoke").n == 4
+    assert experiments_preset("paper").finetune_epochs == (0, 1, 5, 25)
+    with pytest.raises(ConfigError, match="kde31"):
+        experiments_preset("quick", methods=("kde30", "kde31"))
+    with pytest.raises(ConfigError, match="ensemble_repeat"):
+        experiments_preset("quick", ensemble_repeat=3)  # typo of ensemble_repeats
