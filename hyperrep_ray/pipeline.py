@@ -88,15 +88,26 @@ def run_pipeline(
     experiments_override: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     """Run (or finish) every stage; returns the summary also written to ``out/report/summary.json``."""
+    from hyperrep_ray import remote_out
     from hyperrep_ray.ae_stage import run_ae_stage
     from hyperrep_ray.zoo.stage import run_zoo_stage
     from hyperrep_ray.zoo.train import zoo_summary
 
-    root = Path(out)
+    remote = str(out) if remote_out.is_remote(str(out)) else None
+    root = remote_out.staging_dir(remote) if remote else Path(out)
     root.mkdir(parents=True, exist_ok=True)
+    if remote:
+        log(f"[pipeline] {remote}: staged in {root} ({remote_out.pull(remote, root)} files pulled)")
+
+    def publish(directory: Path) -> None:
+        """A finished stage goes to the remote --out at once (nothing to do for a local one)."""
+        if remote:
+            remote_out.push(root, remote, directory.relative_to(root).as_posix())
     configs = pipeline_configs(preset, data_root)
     exp_cfg = experiments_preset(preset, **(experiments_override or {}))
     summary: dict[str, Any] = {"preset": preset, "out": str(root.resolve()), "zoos": {}, "stage_seconds": {}}
+    if remote:
+        summary["remote_out"] = remote
     t_all = time.perf_counter()
     with tracking.run(
         f"pipeline-{preset}", {"preset": preset, "out": str(root)}, tracking_uri, tags={"stage": "pipeline"}
@@ -118,10 +129,12 @@ def run_pipeline(
                 log(f"[pipeline] zoo {name}: training {zoo_cfg.num_models} models x {zoo_cfg.epochs} epochs")
                 _, entry["zoo"] = run_zoo_stage(zoo_cfg, str(zoo_dir), tracking_uri, nested=True)
                 mark_done(zoo_dir, zoo_inputs, time.perf_counter() - t0)
+                publish(zoo_dir)
             summary["stage_seconds"][f"zoo/{name}"] = time.perf_counter() - t0
             if tune:
                 t0 = time.perf_counter()
                 best = _tuned_config(zoo_dir, base / "tune", preset, tune_samples, zoo_cfg, tracking_uri, log)
+                publish(base / "tune")
                 ae_cfg = ae_cfg.model_copy(update=best)
                 base_cfg = base_cfg.model_copy(update=best)
                 summary["stage_seconds"][f"tune/{name}"] = time.perf_counter() - t0
@@ -145,11 +158,13 @@ def run_pipeline(
                         run_name=f"{label}-{name}",
                     )
                     mark_done(ae_dir, inputs, time.perf_counter() - t0)
+                    publish(ae_dir)
                 summary["stage_seconds"][f"{label}/{name}"] = time.perf_counter() - t0
             t0 = time.perf_counter()
             entry["experiments"] = _experiments_stage(
                 base, zoo_cfg, ae_cfg, base_cfg, exp_cfg, tracking_uri, data_root, log
             )
+            publish(base / "experiments")
             summary["stage_seconds"][f"experiments/{name}"] = time.perf_counter() - t0
             summary["zoos"][name] = entry
         summary["wall_seconds"] = time.perf_counter() - t_all
@@ -159,6 +174,9 @@ def run_pipeline(
 
         mlflow.log_artifacts(str(report_dir), "report")
         tracking.log_metrics({"wall_seconds": summary["wall_seconds"]})
+    if remote:  # the report, and a local MLflow store / artifacts kept under the staging dir
+        remote_out.push(root, remote)
+        summary["out"] = remote
     return summary
 
 

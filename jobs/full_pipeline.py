@@ -42,8 +42,12 @@ def main(argv: list[str] | None = None) -> int:
     if uri is None:
         import os
 
-        uri = os.environ.get("MLFLOW_TRACKING_URI") or f"sqlite:///{Path(out).resolve() / 'mlflow.db'}"
-        Path(out).mkdir(parents=True, exist_ok=True)
+        from hyperrep_ray.remote_out import is_remote, staging_dir
+
+        # a remote --out keeps the MLflow store in its local staging dir, pushed with the outputs
+        local = staging_dir(out) if is_remote(out) else Path(out)
+        uri = os.environ.get("MLFLOW_TRACKING_URI") or f"sqlite:///{local.resolve() / 'mlflow.db'}"
+        local.mkdir(parents=True, exist_ok=True)
     try:
         override = load_json_config(args.ae_config) if args.ae_config else None
         ensure_ray()
@@ -59,8 +63,8 @@ def main(argv: list[str] | None = None) -> int:
     except (ConfigError, StoreError, FileNotFoundError) as e:
         print(f"full_pipeline: error: {e}", file=sys.stderr)
         return 2
-    report = Path(out) / "report"
-    print(f"\nreport:  {report / 'report.md'} (summary.json, figures)")
+    report = f"{str(summary['out']).rstrip('/')}/report"
+    print(f"\nreport:  {report}/report.md (summary.json, figures)")
     print(f"mlflow:  {resolve_tracking_uri(uri)}  (parent run {summary['mlflow_run_id']});")
     print(f"         view with: mlflow ui --backend-store-uri {resolve_tracking_uri(uri)}")
     return 0

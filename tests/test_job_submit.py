@@ -87,12 +87,13 @@ def local_cluster():
         shutil.rmtree(temp, ignore_errors=True)
 
 
-def _submit(address: str, out: Path, uri: str, wait: bool) -> subprocess.CompletedProcess:
+def _submit(address: str, out: str, uri: str, staging: Path, wait: bool) -> subprocess.CompletedProcess:
     excludes = ["runs/", "mlruns/", "mlartifacts/", "*.db"]  # and .gitignore'd files, .git
-    runtime_env = {"working_dir": str(REPO), "excludes": excludes}
+    env_vars = {"HYPERREP_STAGING": str(staging)}  # each job its own staging dir, as on a fresh head node
+    runtime_env = {"working_dir": str(REPO), "excludes": excludes, "env_vars": env_vars}
     args = ["job", "submit", "--runtime-env-json", json.dumps(runtime_env)]
     args += [] if wait else ["--no-wait"]
-    entry = [sys.executable, "jobs/full_pipeline.py", "--preset", "smoke", "--out", str(out)]
+    entry = [sys.executable, "jobs/full_pipeline.py", "--preset", "smoke", "--out", out]
     return _ray(*args, "--", *entry, "--tracking-uri", uri, address=address, timeout=600)
 
 
@@ -103,12 +104,15 @@ def _job_id(output: str) -> str:
     raise AssertionError(f"no submission id in: {output}")
 
 
-def test_job_submit_stop_resubmit_resume(local_cluster, tmp_path, capsys):
-    address, out = local_cluster, tmp_path / "run"
+def test_job_submit_stop_resubmit_resume(local_cluster, ray_session, tmp_path, capsys, monkeypatch):
+    """--out is a URI (file:// here, s3:// or gs:// on a cloud cluster): each job stages it in its own
+    local directory, pulls what is there and pushes every finished stage."""
+    address, out = local_cluster, tmp_path / "remote"
+    out_uri = f"file://{out}"
     uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
 
     # 1. submit, and stop the job once the zoo stage is finished (mid-run: the autoencoders are next)
-    first = _submit(address, out, uri, wait=False)
+    first = _submit(address, out_uri, uri, tmp_path / "stage1", wait=False)
     assert first.returncode == 0, first.stderr + first.stdout
     job = _job_id(first.stdout + first.stderr)
     deadline = time.time() + 300
@@ -124,8 +128,9 @@ def test_job_submit_stop_resubmit_resume(local_cluster, tmp_path, capsys):
     first_logs = _ray("job", "logs", job, address=address).stdout
     assert "[pipeline] zoo digits: training" in first_logs
 
-    # 2. resubmit and wait: the finished zoo is not redone, the rest completes
-    second = _submit(address, out, uri, wait=True)
+    # 2. resubmit (another staging dir: the zoo comes from --out) and wait: the finished zoo is not
+    #    redone, the rest completes
+    second = _submit(address, out_uri, uri, tmp_path / "stage2", wait=True)
     said = (second.stdout + second.stderr).lower()
     assert second.returncode == 0 and "succeeded" in said, second.stdout[-3000:]
     logs = second.stdout
@@ -165,8 +170,9 @@ def test_job_submit_stop_resubmit_resume(local_cluster, tmp_path, capsys):
     spec = importlib.util.spec_from_file_location("full_pipeline", REPO / "jobs" / "full_pipeline.py")
     job_module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(job_module)
-    os.environ.pop("RAY_ADDRESS", None)
-    assert job_module.main(["--preset", "smoke", "--out", str(out), "--tracking-uri", uri]) == 0
+    monkeypatch.delenv("RAY_ADDRESS", raising=False)
+    monkeypatch.setenv("HYPERREP_STAGING", str(tmp_path / "stage3"))
+    assert job_module.main(["--preset", "smoke", "--out", out_uri, "--tracking-uri", uri]) == 0
     printed = capsys.readouterr().out
     assert printed.count("complete, skipped") == 4 and "report.md" in printed and "mlflow ui" in printed
     assert json.loads((out / "ae" / "metrics.json").read_text()) == entry["ae"]
