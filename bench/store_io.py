@@ -15,11 +15,7 @@ syscalls (``rchar`` in /proc/self/io), so it shows how much of the file a query 
 from __future__ import annotations
 
 import argparse
-import datetime as dt
-import os
-import platform
 import shutil
-import subprocess
 import sys
 import tempfile
 import time
@@ -30,12 +26,10 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from _common import emit, log, machine_lines  # noqa: E402
+
 from hyperrep_ray import store  # noqa: E402
 from hyperrep_ray.zoo.cnn import num_params  # noqa: E402
-
-
-def log(msg: str) -> None:
-    print(msg, file=sys.stderr, flush=True)
 
 
 def rchar() -> int | None:
@@ -63,25 +57,6 @@ def fs_type(path: Path) -> str:
         return f"{best[1]} (mounted at {best[0]})"
     except OSError:
         return "unknown"
-
-
-def git_commit() -> str:
-    try:
-        sha = subprocess.check_output(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, text=True).strip()
-        dirty = subprocess.check_output(["git", "status", "--porcelain"], cwd=ROOT, text=True).strip()
-        return sha + (" (+ uncommitted changes)" if dirty else "")
-    except (OSError, subprocess.CalledProcessError):
-        return "unknown"
-
-
-def cpu_model() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown"
 
 
 def timed(fn, repeats: int):
@@ -210,10 +185,8 @@ def main(argv: list[str] | None = None) -> None:
     lines = [
         "# Weight store I/O: Parquet store vs numpy",
         "",
-        f"- date: {dt.datetime.now(dt.timezone.utc).strftime('%Y-%m-%d %H:%M UTC')}",
-        f"- git commit: {git_commit()}",
-        f"- CPU: {cpu_model()}, {os.cpu_count()} logical cores; filesystem: {where}",
-        f"- load average (1/5/15 min): {' / '.join(f'{v:.2f}' for v in os.getloadavg())}",
+        *machine_lines(load_when="at end"),
+        f"- filesystem: {where}",
         f"- store: {n_models} models x {n_epochs} epochs = {rows} rows of {n_params} float32 "
         f"({mb:.1f} MB of weights), {len(shards)} shards of {args.models_per_shard} models, "
         "zstd level 1, one row group per epoch (as the zoo stage writes); random N(0, 0.1) weights "
@@ -234,10 +207,7 @@ def main(argv: list[str] | None = None) -> None:
         else:
             read, frac = f"{b / 1e6:.2f} MB", f"{b / size:.3f}"
         lines.append(f"| {fmt_} | {op} | {n} | {s:.3f} | {rate:,.0f} | {read} | {frac} |")
-    text = "\n".join(lines)
-    print(text)
-    if args.out:
-        Path(args.out).write_text(text + "\n")
+    emit("\n".join(lines), args.out)
 
 
 if __name__ == "__main__":

@@ -22,11 +22,8 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import datetime as dt
 import importlib.util
 import math
-import os
-import platform
 import subprocess
 import sys
 import tempfile
@@ -40,60 +37,13 @@ import torch
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from _common import NOT_MEASURED, emit, fmt, load_average, log, machine_lines, usable_cores  # noqa: E402
+
 from hyperrep_ray.config import ZooConfig, zoo_preset  # noqa: E402
 from hyperrep_ray.datasets import ImageData, load_dataset  # noqa: E402
 from hyperrep_ray.zoo import train as train_mod  # noqa: E402
 
-NOT_MEASURED = "not measured"
-
-
-def log(msg: str) -> None:
-    print(msg, file=sys.stderr, flush=True)
-
-
-# ---------------------------------------------------------------- machine and data
-
-
-def git_commit() -> str:
-    try:
-        sha = subprocess.check_output(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, text=True).strip()
-        dirty = subprocess.check_output(["git", "status", "--porcelain"], cwd=ROOT, text=True).strip()
-        return sha + (" (+ uncommitted changes)" if dirty else "")
-    except (OSError, subprocess.CalledProcessError):
-        return "unknown"
-
-
-def cpu_model() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown"
-
-
-def usable_cores() -> int:
-    try:
-        return len(os.sched_getaffinity(0))
-    except AttributeError:
-        return os.cpu_count() or 1
-
-
-def machine_lines(threads: int) -> list[str]:
-    import ray
-
-    gpu = torch.cuda.get_device_name(0) if torch.cuda.is_available() else "none"
-    load = " / ".join(f"{v:.2f}" for v in os.getloadavg())
-    return [
-        f"- date: {dt.datetime.now(dt.timezone.utc).strftime('%Y-%m-%d %H:%M UTC')}",
-        f"- git commit: {git_commit()}",
-        f"- CPU: {cpu_model()}, {usable_cores()} usable cores ({os.cpu_count()} logical)",
-        f"- GPU: {gpu}",
-        f"- torch {torch.__version__} ({threads} thread(s) in-process), ray {ray.__version__}, "
-        f"Python {platform.python_version()}",
-        f"- load average (1/5/15 min) at start: {load}",
-    ]
+# ---------------------------------------------------------------- data
 
 
 def synthetic_data(n_train: int, n_test: int, seed: int = 0) -> ImageData:
@@ -274,14 +224,6 @@ def measure(rows: list[Row], rounds: int) -> None:
 # ---------------------------------------------------------------- table
 
 
-def fmt(v: float, digits: int = 2) -> str:
-    if not math.isfinite(v):
-        return "-"
-    if v >= 1000:
-        return f"{v:,.0f}"
-    return f"{v:.{digits}f}"
-
-
 def table(rows: list[Row], datasets: dict[str, ImageData], cfg: ZooConfig) -> list[str]:
     out = [
         "| data | device | trainer | K | models | steps/model | wall s | model-epochs/s | images·models/s "
@@ -353,9 +295,8 @@ def main(argv: list[str] | None = None) -> None:
         for device in args.devices.split(","):
             rows += plan(args, name, data, device, cfg, cores)
     measure(rows, args.rounds)
-    load = " / ".join(f"{v:.2f}" for v in os.getloadavg())
     lines += [
-        f"- load average at end: {load}; whole run {time.perf_counter() - t0:.0f} s; "
+        f"- load average at end: {load_average()}; whole run {time.perf_counter() - t0:.0f} s; "
         f"{args.rounds} round(s), rows interleaved, fastest round shown",
         f"- hyperparameters (all rows): {cfg.activation}, {cfg.init} init, {cfg.optimizer} lr {cfg.lr}, "
         f"batch {cfg.batch_size}, {cfg.epochs} epoch(s); evaluation on train + test images after every "
@@ -372,10 +313,7 @@ def main(argv: list[str] | None = None) -> None:
         "",
         *table(rows, datasets, cfg),
     ]
-    text = "\n".join(lines)
-    print(text)
-    if args.out:
-        Path(args.out).write_text(text + "\n")
+    emit("\n".join(lines), args.out)
     if not args.no_ray:
         import ray
 

@@ -272,7 +272,7 @@ def ae_preset(preset: str = "quick", dataset: str = "digits", **overrides: Any) 
             "d_z": 48,
             "proj_width": 200,
             "proj_dim": 32,
-            "epochs": 150,
+            "epochs": 60,  # 150 measured no better here (R^2 ~ 0 either way); pipeline stays ~30 min
             "batch_size": 64,
             "lr": 5e-4,
         },
