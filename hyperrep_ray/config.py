@@ -303,6 +303,12 @@ class ExperimentsConfig(StrictModel):
     ensemble_repeats: int = Field(15, ge=1)
     transfer_methods: tuple[str, ...] = ("kde30",)
     seed: int = 0
+    decode_on_driver: bool | None = Field(
+        None,
+        description="decode samples in the driver (batched, milliseconds) instead of Ray Data decoder "
+        "actors; None = when the cluster has no GPUs (an actor pool per population costs ~9 s of "
+        "start-up on a CPU, bench/decode_eval.py)",
+    )
 
     @model_validator(mode="after")
     def _check(self) -> ExperimentsConfig:

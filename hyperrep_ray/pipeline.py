@@ -193,6 +193,7 @@ def _experiments_stage(
     """Sampling and evaluation (Figure 4, Table 1, ensembles, transfer) on the stage's autoencoders;
     reruns only when the zoo, either autoencoder or the experiment settings changed."""
     from hyperrep_ray.experiments import run_experiments
+    from hyperrep_ray.runtime import cluster_has_gpus
 
     out = base / "experiments"
     inputs = {
@@ -206,6 +207,9 @@ def _experiments_stage(
         return json.loads((out / "summary.json").read_text())
     log(f"[pipeline] experiments {zoo_cfg.dataset}: sampling, fine-tuning, {exp_cfg.n} models per population")
     t0 = time.perf_counter()
+    on_driver = exp_cfg.decode_on_driver
+    if on_driver is None:
+        on_driver = not cluster_has_gpus()
     summary = run_experiments(
         str(base / "ae"),
         str(base / "ae-nolwln"),
@@ -221,6 +225,7 @@ def _experiments_stage(
         ensemble_sizes=exp_cfg.ensemble_sizes,
         ensemble_repeats=exp_cfg.ensemble_repeats,
         transfer_methods=exp_cfg.transfer_methods,
+        decode_on_driver=on_driver,
         nested=True,
     )
     mark_done(out, inputs, time.perf_counter() - t0)
