@@ -159,7 +159,11 @@ class AEConfig(StrictModel):
     n_heads: int = Field(4, ge=1)
     d_z: int = Field(64, ge=1)
     dropout: float = Field(0.1, ge=0, lt=1)
-    compression: Literal["linear", "mlp"] = "linear"
+    compression: Literal["linear", "mlp", "sequence"] = Field(
+        "linear",
+        description="bottleneck: CLS token -> linear ('linear') or MLP ('mlp'); or the whole encoder output "
+        "sequence -> linear ('sequence', what the 2022 code calls linear compression)",
+    )
     proj_layers: int = Field(4, ge=0)
     proj_width: int = Field(400, ge=1)
     proj_dim: int = Field(50, ge=1)

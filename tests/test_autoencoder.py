@@ -36,7 +36,7 @@ def test_default_arch_matches_zoo_cnn_tokens():
     assert [a.layer_of_token.count(layer) for layer in range(5)] == [8, 6, 4, 20, 10]
 
 
-@pytest.mark.parametrize("compression", ["linear", "mlp"])
+@pytest.mark.parametrize("compression", ["linear", "mlp", "sequence"])
 def test_shapes_and_bounded_latent(compression):
     torch.manual_seed(0)
     arch = small_arch(compression=compression)

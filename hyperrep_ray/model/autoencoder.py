@@ -1,7 +1,9 @@
 """Transformer autoencoder over neuron tokens (2022 paper, Sec. 2 and App. B / Fig. 8).
 
 Encoder: per-layer embedders (token_dim -> d_token), learned position embeddings, a learned
-compression (CLS) token, ``n_layers`` self-attention layers, CLS output -> linear/MLP -> d_z -> tanh,
+compression (CLS) token, ``n_layers`` self-attention layers, CLS output -> linear/MLP -> d_z -> tanh
+(``compression="sequence"``: no CLS, the flattened output sequence -> linear -> d_z, as the 2022
+authors' code does for its "linear" compression),
 so that hyper-representations live in the box [-1, 1]^d_z that the samplers assume.
 Decoder (symmetric): linear/MLP d_z -> n_tokens * d_token (one embedding per token, as the paper
 "maps the bottleneck to a sequence of token embeddings"), learned position embeddings added,
@@ -89,8 +91,8 @@ class AEArchitecture:
             )
         if not 0.0 <= self.dropout < 1.0:
             raise ValueError(f"dropout must be in [0, 1), got {self.dropout}")
-        if self.compression not in ("linear", "mlp"):
-            raise ValueError(f"compression must be 'linear' or 'mlp', got {self.compression!r}")
+        if self.compression not in ("linear", "mlp", "sequence"):
+            raise ValueError(f"compression must be 'linear', 'mlp' or 'sequence', got {self.compression!r}")
         if self.activation not in _ACTIVATIONS:
             raise ValueError(f"activation must be one of {sorted(_ACTIVATIONS)}, got {self.activation!r}")
 
@@ -165,11 +167,14 @@ class HyperAutoencoder(nn.Module):
         # Encoder.
         self.embed = PerLayerLinear(a.layer_of_token, a.token_dim, a.d_token)
         self.enc_pos = nn.Parameter(torch.randn(1, a.n_tokens, a.d_token) * 0.02)
-        self.cls = nn.Parameter(torch.randn(1, 1, a.d_token) * 0.02)
+        self.from_sequence = a.compression == "sequence"
+        if not self.from_sequence:  # no unused parameter: DDP would refuse it
+            self.cls = nn.Parameter(torch.randn(1, 1, a.d_token) * 0.02)
         self.enc_drop = nn.Dropout(a.dropout)
         self.encoder = _stack(a)
         n_hidden = 1 if a.compression == "mlp" else 0
-        self.compress = _mlp(a.d_token, a.d_hidden, a.d_z, n_hidden, a.activation)
+        d_in = a.n_tokens * a.d_token if self.from_sequence else a.d_token
+        self.compress = _mlp(d_in, a.d_hidden, a.d_z, n_hidden, a.activation)
         # Decoder.
         self.decompress = _mlp(a.d_z, a.d_hidden, a.n_tokens * a.d_token, n_hidden, a.activation)
         self.dec_pos = nn.Parameter(torch.randn(1, a.n_tokens, a.d_token) * 0.02)
@@ -205,6 +210,8 @@ class HyperAutoencoder(nn.Module):
                 f"expected tokens of shape [B, {a.n_tokens}, {a.token_dim}], got {tuple(tokens.shape)}"
             )
         h = self.embed((tokens - self.token_shift) / self.token_scale) + self.enc_pos
+        if self.from_sequence:  # the 2022 code's "linear" compression: the whole output sequence -> z
+            return torch.tanh(self.compress(self.encoder(self.enc_drop(h)).flatten(1)))
         h = torch.cat([self.cls.expand(h.shape[0], -1, -1), h], dim=1)
         h = self.encoder(self.enc_drop(h))
         return torch.tanh(self.compress(h[:, 0]))
