@@ -30,6 +30,7 @@ import copy
 import functools
 import hashlib
 import pickle
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -328,21 +329,37 @@ def _load_cached(name: str, root: str | None, split_seed: int, test_fraction: fl
     )
 
 
-def _load_digits(split_seed: int, test_fraction: float) -> ImageData:
+def _load_digits(
+    split_seed: int,
+    test_fraction: float,
+    name: str = "digits",
+    transform: tuple[Callable[[np.ndarray], np.ndarray], str] | None = None,
+) -> ImageData:
+    """The embedded digits, optionally with ``transform = (fn, description)`` applied to the 8x8
+    images (N, 8, 8) before the usual preprocessing: a derived data set with the same labels, split
+    and preprocessing (the transfer target of ``experiments.digits_transfer_target``)."""
     import sklearn
     from sklearn.datasets import load_digits
 
     digits = load_digits()
-    images = digits.images[:, None, :, :]  # (1797, 1, 8, 8) float64 in 0..16
+    source = {"loader": "sklearn.datasets.load_digits()", "sklearn_version": sklearn.__version__}
+    raw = digits.images
+    if transform is not None:
+        raw = np.ascontiguousarray(transform[0](raw))
+        source["transform"] = transform[1]
+    images = raw[:, None, :, :]  # (1797, 1, 8, 8) float64 in 0..16
     labels = np.asarray(digits.target, dtype=np.int64)
     train_idx, test_idx = _split_indices(labels, test_fraction, split_seed)
     x = _to_28(images, 16.0, grey=False)
     train_x, test_x = x[torch.from_numpy(train_idx)], x[torch.from_numpy(test_idx)]
     mean, std = _normalise(train_x, test_x)
     record = _record(
-        "digits",
-        source={"loader": "sklearn.datasets.load_digits()", "sklearn_version": sklearn.__version__},
-        scaling={"divide_by": 16.0, "expression": "load_digits().images / 16"},
+        name,
+        source=source,
+        scaling={
+            "divide_by": 16.0,
+            "expression": ("transformed " if transform else "") + "load_digits().images / 16",
+        },
         grey=False,
         original_size=[8, 8],
         mean=mean,
@@ -350,8 +367,8 @@ def _load_digits(split_seed: int, test_fraction: float) -> ImageData:
         split={
             "rule": "sklearn.model_selection.train_test_split(arange(1797), test_size=test_fraction, "
             "stratify=load_digits().target, random_state=seed); indices index load_digits() order",
-            "seed": split_seed,
-            "test_fraction": test_fraction,
+            "seed": int(split_seed),
+            "test_fraction": float(test_fraction),
             "train_indices": train_idx.tolist(),
             "test_indices": test_idx.tolist(),
         },
@@ -359,7 +376,7 @@ def _load_digits(split_seed: int, test_fraction: float) -> ImageData:
         n_test=len(test_idx),
     )
     return ImageData(
-        name="digits",
+        name=name,
         train_x=train_x,
         train_y=torch.from_numpy(labels[train_idx]),
         test_x=test_x,

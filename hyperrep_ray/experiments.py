@@ -115,53 +115,21 @@ def digits_transfer_target(split_seed: int = 0, test_fraction: float = 0.2) -> I
     images are the transformed train and test images of that digits split. The preprocessing record says
     ``derived_from: digits`` and the transform, so fine-tuning takes the digits hyperparameters.
     """
-    import sklearn
-    from sklearn.datasets import load_digits
+    from hyperrep_ray.datasets import _load_digits
 
-    from hyperrep_ray.datasets import _normalise, _record, _split_indices, _to_28
-
-    digits = load_digits()
-    mirrored = np.flip(digits.images, axis=2)  # left-right
-    images = np.ascontiguousarray(np.rot90(mirrored, k=1, axes=(1, 2)))[:, None]  # = transpose
-    labels = np.asarray(digits.target, dtype=np.int64)
-    train_idx, test_idx = _split_indices(labels, test_fraction, split_seed)
-    x = _to_28(images, 16.0, grey=False)
-    train_x, test_x = x[torch.from_numpy(train_idx)], x[torch.from_numpy(test_idx)]
-    mean, std = _normalise(train_x, test_x)
-    record = _record(
-        TRANSFER_TARGET_NAME,
-        source={
-            "loader": "sklearn.datasets.load_digits()",
-            "sklearn_version": sklearn.__version__,
-            "transform": "np.rot90(np.flip(images, axis=2), k=1, axes=(1, 2)) on the 8x8 images "
-            "(mirror left-right, then rotate 90 degrees counter-clockwise; equals the transpose)",
-        },
-        scaling={"divide_by": 16.0, "expression": "transformed load_digits().images / 16"},
-        grey=False,
-        original_size=[8, 8],
-        mean=mean,
-        std=std,
-        split={
-            "rule": "the digits split: sklearn.model_selection.train_test_split(arange(1797), "
-            "test_size=test_fraction, stratify=load_digits().target, random_state=seed)",
-            "seed": int(split_seed),
-            "test_fraction": float(test_fraction),
-            "train_indices": train_idx.tolist(),
-            "test_indices": test_idx.tolist(),
-        },
-        n_train=len(train_idx),
-        n_test=len(test_idx),
-    )
-    record["derived_from"] = "digits"
-    record["note"] = _DERIVED_CAPTION.format(name=TRANSFER_TARGET_NAME)
-    return ImageData(
+    data = _load_digits(
+        split_seed,
+        test_fraction,
         name=TRANSFER_TARGET_NAME,
-        train_x=train_x,
-        train_y=torch.from_numpy(labels[train_idx]),
-        test_x=test_x,
-        test_y=torch.from_numpy(labels[test_idx]),
-        preprocessing=record,
+        transform=(
+            lambda images: np.rot90(np.flip(images, axis=2), k=1, axes=(1, 2)),  # = transpose
+            "np.rot90(np.flip(images, axis=2), k=1, axes=(1, 2)) on the 8x8 images "
+            "(mirror left-right, then rotate 90 degrees counter-clockwise; equals the transpose)",
+        ),
     )
+    data.preprocessing["derived_from"] = "digits"
+    data.preprocessing["note"] = _DERIVED_CAPTION.format(name=TRANSFER_TARGET_NAME)
+    return data
 
 
 def _base_dataset(data: ImageData) -> str:
