@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import shutil
 from pathlib import Path
 
 import pyarrow.fs as pafs
@@ -45,7 +46,7 @@ def pull(uri: str, local: Path) -> int:
             continue
         target.parent.mkdir(parents=True, exist_ok=True)
         with fs.open_input_stream(info.path) as src, open(target, "wb") as dst:
-            dst.write(src.read())
+            shutil.copyfileobj(src, dst, 16 << 20)  # streamed: shards can be larger than memory
         n += 1
     return n
 
