@@ -22,29 +22,6 @@ from _common import ROOT
 sys.path.insert(0, str(ROOT))
 
 
-class _Session:
-    """Rank 0 of 1 in this process; reports and checkpoints are dropped."""
-
-    rank, world = 0, 1
-
-    def __init__(self) -> None:
-        import torch
-
-        self.device = torch.device("cpu")
-
-    def get_checkpoint(self):
-        return None
-
-    def prepare_model(self, model):
-        return model
-
-    def checkpoint_from_directory(self, path):
-        return None
-
-    def report(self, metrics, checkpoint=None) -> None:
-        pass
-
-
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--zoo", required=True)
@@ -57,6 +34,7 @@ def main(argv: list[str] | None = None) -> int:
     os.environ.setdefault("OMP_NUM_THREADS", str(args.threads))
 
     import torch
+    from ae_training import LocalSession  # the in-process session of the training benchmark
 
     from hyperrep_ray.ae_data import prepare_ae_data
     from hyperrep_ray.config import ae_preset
@@ -84,7 +62,7 @@ def main(argv: list[str] | None = None) -> int:
         return {"train_r2": r_train, "test_r2": r_test}
 
     loop_config = {"cfg": cfg.model_dump(), "payload": data.worker_payload(), "epoch_hook": hook}
-    run_training_loop(loop_config, _Session())
+    run_training_loop(loop_config, LocalSession())
     return 0
 
 
