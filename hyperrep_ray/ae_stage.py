@@ -110,6 +110,9 @@ def run_ae_stage(
         metrics["train_seconds"] = t_train
         metrics["wall_seconds"] = time.perf_counter() - t0
         metrics["epochs_trained"] = len(history)
+        evaluated = [h for h in history if "best_epoch" in h]
+        if evaluated:  # which epoch's weights were kept (the best validation R^2, or the last)
+            metrics["kept_epoch"] = int(evaluated[-1]["best_epoch"]) if cfg.keep_best else len(history)
         write_json(out_dir / "history.json", history)
         tracking.log_metrics({k: v for k, v in metrics.items() if isinstance(v, int | float)})
         for fig in figures:

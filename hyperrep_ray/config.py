@@ -190,6 +190,14 @@ class AEConfig(StrictModel):
     amp: bool = Field(True, description="bfloat16 autocast on GPU (ignored on CPU)")
     checkpoint_every: int = Field(10, ge=1)
     eval_every: int = Field(10, ge=1, description="epochs between validation R^2 evaluations")
+    keep_best: bool = Field(
+        True,
+        description="keep the weights of the evaluation with the best validation R^2 (not the last "
+        "epoch's): the val split selects, the test split still only reports",
+    )
+    patience: int = Field(
+        0, ge=0, description="stop after this many evaluations without a better validation R^2 (0 = never)"
+    )
     max_failures: int = Field(2, ge=0)
 
     @model_validator(mode="after")

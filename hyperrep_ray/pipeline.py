@@ -103,6 +103,7 @@ def run_pipeline(
         """A finished stage goes to the remote --out at once (nothing to do for a local one)."""
         if remote:
             remote_out.push(root, remote, directory.relative_to(root).as_posix())
+
     configs = pipeline_configs(preset, data_root)
     exp_cfg = experiments_preset(preset, **(experiments_override or {}))
     summary: dict[str, Any] = {"preset": preset, "out": str(root.resolve()), "zoos": {}, "stage_seconds": {}}

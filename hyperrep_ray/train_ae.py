@@ -141,6 +141,7 @@ def run_training_loop(config: dict[str, Any], session) -> None:
         )
     opt = torch.optim.Adam(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
     start, history = 0, []
+    best = _BestTracker(cfg.patience)
     ckpt = session.get_checkpoint()
     if ckpt:
         with ckpt.as_directory() as d:
@@ -148,6 +149,7 @@ def run_training_loop(config: dict[str, Any], session) -> None:
         model.load_state_dict(state["model"])
         opt.load_state_dict(state["optimizer"])
         start, history = int(state["epoch"]), list(state["history"])
+        best.restore(state.get("best"))
         if rank == 0:
             print(f"[train-ae] resuming from the checkpoint of epoch {start}", flush=True)
     model = session.prepare_model(model)
@@ -210,6 +212,17 @@ def run_training_loop(config: dict[str, Any], session) -> None:
         if epoch % cfg.eval_every == 0 or last or epoch == 1:
             v = evaluate_reconstruction(core, val_w, mean_params, layout, rec_fn)
             metrics.update(val_rec=v["loss"], reconstruction_r2_val=v["r2"])
+            # every rank sees the same model and val set, so all take the same stop decision
+            if best.update(v["r2"], epoch, core):
+                metrics["early_stopped"] = 1.0
+                last = True
+                if rank == 0:
+                    print(
+                        f"[train-ae] stopping early at epoch {epoch}: validation R^2 not better than "
+                        f"{best.r2:.4f} (epoch {best.epoch}) for {cfg.patience} evaluations",
+                        flush=True,
+                    )
+            metrics["best_r2_val"], metrics["best_epoch"] = best.r2, best.epoch
         metrics["seconds"] = time.perf_counter() - t_start
         if epoch_hook is not None and rank == 0:
             metrics.update(epoch_hook(core, epoch, dict(metrics)))
@@ -227,6 +240,7 @@ def run_training_loop(config: dict[str, Any], session) -> None:
                             "optimizer": opt.state_dict(),
                             "epoch": epoch,
                             "history": history,
+                            "best": best.state(),
                         },
                         Path(tmp) / "train_state.pt",
                     )
@@ -234,6 +248,34 @@ def run_training_loop(config: dict[str, Any], session) -> None:
                 session.report(metrics, checkpoint=checkpoint)
         else:
             session.report(metrics)
+        if last:
+            break
+
+
+class _BestTracker:
+    """The evaluation with the best validation R^2 so far, its weights (CPU copy) and how many
+    evaluations have passed without improving on it (for ``patience``)."""
+
+    def __init__(self, patience: int) -> None:
+        self.patience = patience
+        self.r2, self.epoch, self.weights, self.bad = -float("inf"), 0, None, 0
+
+    def update(self, r2: float, epoch: int, model: torch.nn.Module) -> bool:
+        """Record one evaluation; True when patience is exhausted."""
+        if r2 > self.r2:
+            self.r2, self.epoch, self.bad = r2, epoch, 0
+            self.weights = {k: v.detach().to("cpu", copy=True) for k, v in model.state_dict().items()}
+        else:
+            self.bad += 1
+        return self.patience > 0 and self.bad >= self.patience
+
+    def state(self) -> dict[str, Any]:
+        return {"r2": self.r2, "epoch": self.epoch, "weights": self.weights, "bad": self.bad}
+
+    def restore(self, state: dict[str, Any] | None) -> None:
+        if state:
+            self.r2, self.epoch = state["r2"], state["epoch"]
+            self.weights, self.bad = state["weights"], state["bad"]
 
 
 def _mlflow_callback(tracking_uri: str | None, run_id: str | None):
@@ -266,7 +308,7 @@ def fit_autoencoder(
     run_id: str | None = None,
     kill_worker_at_epoch: int | None = None,
 ) -> tuple[dict[str, Any], list[dict[str, Any]]]:
-    """Run the TorchTrainer; returns (final model state_dict, per-epoch history).
+    """Run the TorchTrainer; returns (the kept model state_dict, per-epoch history).
 
     A run directory ``storage/name`` that already holds checkpoints is resumed from its latest.
     ``kill_worker_at_epoch`` is a fault drill: worker rank 1 exits once at that epoch (before any
@@ -300,7 +342,15 @@ def fit_autoencoder(
         raise RuntimeError(f"autoencoder training under {storage_path}/{name} ended without a checkpoint")
     with result.checkpoint.as_directory() as d:
         state = torch.load(Path(d) / "train_state.pt", map_location="cpu", weights_only=False)
-    return state["model"], state["history"]
+    return final_weights(cfg, state), state["history"]
+
+
+def final_weights(cfg: AEConfig, state: dict[str, Any]) -> dict[str, Any]:
+    """The weights the stage keeps: the best-validation ones when ``keep_best``, else the last."""
+    best = state.get("best") or {}
+    if cfg.keep_best and best.get("weights") is not None:
+        return best["weights"]
+    return state["model"]
 
 
 def write_json(path: str | Path, obj: Any) -> None:

@@ -47,6 +47,9 @@ def test_metrics_json_has_every_metric(trained_ae, tiny_zoo, digits):
     ]:
         assert key in metrics and np.isfinite(metrics[key]), key
     assert 0 <= metrics["reconstructed_test_accuracy_mean"] <= 1
+    history = json.loads((Path(ae_dir) / "history.json").read_text())
+    evaluated = {h["epoch"]: h["reconstruction_r2_val"] for h in history if "reconstruction_r2_val" in h}
+    assert metrics["kept_epoch"] == max(evaluated, key=evaluated.get), "the best-validation weights are kept"
     # original accuracy = the test-split models, one by one, on all held-out digits test images
     w, df = load_weights(tiny_zoo, epochs=[2, 3], split="test")
     accs = [evaluate_accuracy(vector_to_model(v.numpy()), digits.test_x, digits.test_y)[0] for v in w]
