@@ -30,6 +30,19 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--epochs", type=int, default=40)
     p.add_argument("--every", type=int, default=10)
     p.add_argument("--threads", type=int, default=1)
+    p.add_argument(
+        "--train-models",
+        type=int,
+        help="train on this many (random) train-split models only: does test R^2 grow with the zoo? "
+        "(statistics are refitted on them; the alignment reference stays the whole split's)",
+    )
+    p.add_argument(
+        "--accuracy",
+        type=int,
+        default=0,
+        metavar="N",
+        help="also decode N test models and report their mean test-image accuracy (and the originals')",
+    )
     args = p.parse_args(argv)
     os.environ.setdefault("OMP_NUM_THREADS", str(args.threads))
 
@@ -43,12 +56,27 @@ def main(argv: list[str] | None = None) -> int:
 
     cfg = ae_preset(args.preset, **{**json.loads(args.set), "epochs": args.epochs, "eval_every": args.every})
     data = prepare_ae_data(args.zoo, cfg)
+    if args.train_models:
+        data = _fewer_train_models(data, args.train_models, cfg)
     layout = token_layout(data.in_channels)
     train = torch.from_numpy(data.weights["train"][:500])
     test = torch.from_numpy(data.weights["test"])
     mean = torch.from_numpy(data.mean_params)
     rec_fn = _losses(cfg, layout, torch.from_numpy(data.var_tokens))
-    print("| epoch | train R² | test R² | val R² | s |\n|---:|---:|---:|---:|---:|", flush=True)
+    score = None
+    if args.accuracy:
+        from hyperrep_ray.ae_eval import scorer
+        from hyperrep_ray.tokens import tokens_to_vectors, vectors_to_tokens
+
+        score = scorer(data.dataset, data.activation)
+        acc_w = test[: args.accuracy]
+        print(
+            f"{len(acc_w)} test models: original accuracy {score(acc_w.numpy()).mean():.4f}, "
+            f"the train mean model's {score(mean[None].numpy())[0]:.4f}",
+            flush=True,
+        )
+    print("| epoch | train R² | test R² | val R² | reconstructed acc | s |", flush=True)
+    print("|---:|---:|---:|---:|---:|---:|", flush=True)
 
     def hook(model, epoch, metrics):
         if epoch % args.every and epoch != cfg.epochs:
@@ -56,14 +84,53 @@ def main(argv: list[str] | None = None) -> int:
         with torch.no_grad():
             r_train = evaluate_reconstruction(model, train, mean, layout, rec_fn)["r2"]
             r_test = evaluate_reconstruction(model, test, mean, layout, rec_fn)["r2"]
+            acc = float("nan")
+            if score is not None:
+                was = model.training
+                model.eval()
+                recon = tokens_to_vectors(model(vectors_to_tokens(acc_w, layout))[1], layout)
+                model.train(was)
+                acc = float(score(recon.numpy()).mean())
         val = metrics.get("reconstruction_r2_val", float("nan"))
         secs = metrics["seconds"]
-        print(f"| {epoch} | {r_train:.4f} | {r_test:.4f} | {val:.4f} | {secs:.0f} |", flush=True)
+        print(f"| {epoch} | {r_train:.4f} | {r_test:.4f} | {val:.4f} | {acc:.4f} | {secs:.0f} |", flush=True)
         return {"train_r2": r_train, "test_r2": r_test}
 
     loop_config = {"cfg": cfg.model_dump(), "payload": data.worker_payload(), "epoch_hook": hook}
     run_training_loop(loop_config, LocalSession())
     return 0
+
+
+def _fewer_train_models(data, n: int, cfg):
+    """``data`` with only ``n`` random train models (all their checkpoints in the window), and the
+    train-split statistics (layer variances, standardisation, mean for R^2) refitted on those."""
+    import dataclasses
+
+    import numpy as np
+
+    from hyperrep_ray.tokens import layer_stats, standardisation, token_layout
+
+    meta = data.meta["train"]
+    ids = np.unique(meta["model_id"].to_numpy())
+    if n > len(ids):
+        raise SystemExit(f"--train-models {n}: the train split has only {len(ids)} models")
+    keep_ids = np.random.default_rng(cfg.seed).choice(ids, n, replace=False)
+    keep = meta["model_id"].isin(keep_ids).to_numpy()
+    w = data.weights["train"][keep]
+    layout = token_layout(data.in_channels)
+    shift, scale = standardisation(w, layout, cfg.standardize)
+    stats = layer_stats(w, layout)
+    print(f"training on {n} of {len(ids)} train models ({len(w)} checkpoints)", flush=True)
+    return dataclasses.replace(
+        data,
+        weights={**data.weights, "train": w},
+        meta={**data.meta, "train": meta[keep].reset_index(drop=True)},
+        var_tokens=stats["var_tokens"].numpy(),
+        layer_std=stats["std"].numpy(),
+        mean_params=w.mean(0).astype(np.float32),
+        token_shift=shift.numpy(),
+        token_scale=scale.numpy(),
+    )
 
 
 if __name__ == "__main__":
