@@ -73,6 +73,8 @@ def evaluate_autoencoder(
         per_layer = reconstruction_r2_per_layer(recon, w, data.mean_params, layout.layer_of_param)
         for name, v in zip(layout.names, per_layer, strict=True):
             metrics[f"reconstruction_r2_{split}_{name}"] = float(v)
+    # share of z entries in tanh saturation (see train_ae.evaluate_reconstruction)
+    metrics["z_saturated_test"] = float((np.abs(z["test"]) > 0.9).mean())
     score = scorer(data.dataset, data.activation, data_root)
     test_w = data.weights["test"]
     recon_test = bundle.decode(z["test"])

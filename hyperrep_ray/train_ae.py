@@ -47,18 +47,20 @@ def _losses(cfg: AEConfig, layout, var_tokens: torch.Tensor):
 def evaluate_reconstruction(
     model, w: torch.Tensor, mean_params: torch.Tensor, layout, rec_fn
 ) -> dict[str, float]:
-    """Loss and R^2 of clean (un-augmented) reconstructions, in eval mode."""
+    """Loss and R^2 of clean (un-augmented) reconstructions, in eval mode, and the fraction of z
+    entries in tanh saturation (|z| > 0.9: a near-binary code that memorises and that the
+    per-dimension samplers cannot interpolate)."""
     from hyperrep_ray.model.losses import reconstruction_r2
     from hyperrep_ray.tokens import tokens_to_vectors, vectors_to_tokens
 
     was = model.training
     model.eval()
     tok = vectors_to_tokens(w, layout)
-    _, recon, _ = model(tok)
+    z, recon, _ = model(tok)
     loss = float(rec_fn(recon, tok))
     r2 = reconstruction_r2(tokens_to_vectors(recon, layout), w, mean_params)
     model.train(was)
-    return {"loss": loss, "r2": float(r2)}
+    return {"loss": loss, "r2": float(r2), "z_saturated": float((z.abs() > 0.9).float().mean())}
 
 
 class RayTrainSession:
@@ -114,7 +116,7 @@ def run_training_loop(config: dict[str, Any], session) -> None:
     from hyperrep_ray.augment import TwoViewAugmenter
     from hyperrep_ray.model.autoencoder import HyperAutoencoder
     from hyperrep_ray.model.bundle import architecture_for
-    from hyperrep_ray.model.losses import combined_loss, nt_xent
+    from hyperrep_ray.model.losses import combined_loss, latent_penalty, nt_xent
     from hyperrep_ray.tokens import token_layout
 
     cfg = AEConfig(**config["cfg"])
@@ -196,6 +198,8 @@ def run_training_loop(config: dict[str, Any], session) -> None:
             p1, p2 = proj.float().chunk(2)
             con = nt_xent(p1, p2, cfg.temperature)
             loss = combined_loss(cfg.beta, rec, con)
+            if cfg.z_penalty:
+                loss = loss + cfg.z_penalty * latent_penalty(z)
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()
@@ -211,7 +215,7 @@ def run_training_loop(config: dict[str, Any], session) -> None:
         last = epoch == cfg.epochs
         if epoch % cfg.eval_every == 0 or last or epoch == 1:
             v = evaluate_reconstruction(core, val_w, mean_params, layout, rec_fn)
-            metrics.update(val_rec=v["loss"], reconstruction_r2_val=v["r2"])
+            metrics.update(val_rec=v["loss"], reconstruction_r2_val=v["r2"], z_saturated_val=v["z_saturated"])
             # every rank sees the same model and val set, so all take the same stop decision
             if best.update(v["r2"], epoch, core):
                 metrics["early_stopped"] = 1.0

@@ -211,3 +211,14 @@ def test_reconstruction_r2_per_layer():
     assert r2[2] == pytest.approx(1 - 0.25 / (t2**2).mean())
     with pytest.raises(ValueError, match="shapes"):
         reconstruction_r2_per_layer(pred, target, mean, layer[:-1])
+
+
+def test_latent_penalty_is_scale_free_and_one_at_saturation():
+    from hyperrep_ray.model.losses import latent_penalty
+
+    assert float(latent_penalty(torch.ones(4, 16))) == 1.0
+    assert float(latent_penalty(-torch.ones(2, 512))) == 1.0, "independent of d_z"
+    assert float(latent_penalty(torch.zeros(3, 8))) == 0.0
+    z = torch.full((2, 4), 0.5, requires_grad=True)
+    latent_penalty(z).backward()
+    assert torch.all(z.grad > 0), "the gradient pulls z toward 0"

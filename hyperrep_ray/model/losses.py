@@ -122,6 +122,11 @@ def combined_loss(beta: float, rec: torch.Tensor, con: torch.Tensor) -> torch.Te
     return beta * rec + (1.0 - beta) * con
 
 
+def latent_penalty(z: torch.Tensor) -> torch.Tensor:
+    """mean(z^2) over batch and dimensions: independent of d_z, 1 when every z is saturated at +-1."""
+    return z.float().pow(2).mean()
+
+
 def _as_2d(x: torch.Tensor | np.ndarray, name: str) -> torch.Tensor:
     t = torch.as_tensor(x).detach().to("cpu", torch.float64)
     if t.dim() == 1:
