@@ -108,7 +108,7 @@ def _fewer_train_models(data, n: int, cfg):
 
     import numpy as np
 
-    from hyperrep_ray.tokens import layer_stats, standardisation, token_layout
+    from hyperrep_ray.ae_data import train_statistics
 
     meta = data.meta["train"]
     ids = np.unique(meta["model_id"].to_numpy())
@@ -117,19 +117,12 @@ def _fewer_train_models(data, n: int, cfg):
     keep_ids = np.random.default_rng(cfg.seed).choice(ids, n, replace=False)
     keep = meta["model_id"].isin(keep_ids).to_numpy()
     w = data.weights["train"][keep]
-    layout = token_layout(data.in_channels)
-    shift, scale = standardisation(w, layout, cfg.standardize)
-    stats = layer_stats(w, layout)
     print(f"training on {n} of {len(ids)} train models ({len(w)} checkpoints)", flush=True)
     return dataclasses.replace(
         data,
         weights={**data.weights, "train": w},
         meta={**data.meta, "train": meta[keep].reset_index(drop=True)},
-        var_tokens=stats["var_tokens"].numpy(),
-        layer_std=stats["std"].numpy(),
-        mean_params=w.mean(0).astype(np.float32),
-        token_shift=shift.numpy(),
-        token_scale=scale.numpy(),
+        **train_statistics(w, data.in_channels, cfg.standardize),
     )
 
 

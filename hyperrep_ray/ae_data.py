@@ -83,9 +83,6 @@ def prepare_ae_data(zoo: str, cfg: AEConfig, reference: np.ndarray | None = None
         weights = {k: align_weights(v, reference, in_channels) for k, v in weights.items()}
     else:
         reference = None
-    layout = token_layout(in_channels)
-    stats = layer_stats(weights["train"], layout)
-    shift, scale = standardisation(weights["train"], layout, cfg.standardize)
     return AEData(
         in_channels=in_channels,
         activation=str(meta["architecture"]["activation"]),
@@ -93,9 +90,20 @@ def prepare_ae_data(zoo: str, cfg: AEConfig, reference: np.ndarray | None = None
         weights=weights,
         meta=frames,
         reference=reference,
-        var_tokens=stats["var_tokens"].numpy(),
-        mean_params=weights["train"].mean(0).astype(np.float32),
-        layer_std=stats["std"].numpy(),
-        token_shift=shift.numpy(),
-        token_scale=scale.numpy(),
+        **train_statistics(weights["train"], in_channels, cfg.standardize),
     )
+
+
+def train_statistics(train: np.ndarray, in_channels: int, standardize: str) -> dict[str, np.ndarray]:
+    """The ``AEData`` fields fitted on the train split: layer variances (LWLN), the mean vector
+    (the R^2 baseline) and the input standardisation."""
+    layout = token_layout(in_channels)
+    stats = layer_stats(train, layout)
+    shift, scale = standardisation(train, layout, standardize)
+    return {
+        "var_tokens": stats["var_tokens"].numpy(),
+        "mean_params": train.mean(0).astype(np.float32),
+        "layer_std": stats["std"].numpy(),
+        "token_shift": shift.numpy(),
+        "token_scale": scale.numpy(),
+    }

@@ -44,7 +44,7 @@ def evaluate_autoencoder(
     seed: int = 0,
 ) -> tuple[dict[str, Any], dict[str, Any], list[Path]]:
     """(metrics, fitted probes, figure paths)."""
-    from hyperrep_ray.model.losses import reconstruction_r2, reconstruction_r2_per_layer
+    from hyperrep_ray.model.losses import reconstruction_r2, reconstruction_r2_per_layer, saturated_fraction
     from hyperrep_ray.probes import fit_probes, probe_targets, weight_statistics
     from hyperrep_ray.smoothness import (
         interpolation_accuracy,
@@ -73,8 +73,7 @@ def evaluate_autoencoder(
         per_layer = reconstruction_r2_per_layer(recon, w, data.mean_params, layout.layer_of_param)
         for name, v in zip(layout.names, per_layer, strict=True):
             metrics[f"reconstruction_r2_{split}_{name}"] = float(v)
-    # share of z entries in tanh saturation (see train_ae.evaluate_reconstruction)
-    metrics["z_saturated_test"] = float((np.abs(z["test"]) > 0.9).mean())
+    metrics["z_saturated_test"] = saturated_fraction(z["test"])
     score = scorer(data.dataset, data.activation, data_root)
     test_w = data.weights["test"]
     recon_test = bundle.decode(z["test"])

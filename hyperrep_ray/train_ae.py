@@ -47,10 +47,9 @@ def _losses(cfg: AEConfig, layout, var_tokens: torch.Tensor):
 def evaluate_reconstruction(
     model, w: torch.Tensor, mean_params: torch.Tensor, layout, rec_fn
 ) -> dict[str, float]:
-    """Loss and R^2 of clean (un-augmented) reconstructions, in eval mode, and the fraction of z
-    entries in tanh saturation (|z| > 0.9: a near-binary code that memorises and that the
-    per-dimension samplers cannot interpolate)."""
-    from hyperrep_ray.model.losses import reconstruction_r2
+    """Loss and R^2 of clean (un-augmented) reconstructions, in eval mode, and the share of z in
+    tanh saturation (``losses.saturated_fraction``)."""
+    from hyperrep_ray.model.losses import reconstruction_r2, saturated_fraction
     from hyperrep_ray.tokens import tokens_to_vectors, vectors_to_tokens
 
     was = model.training
@@ -60,7 +59,7 @@ def evaluate_reconstruction(
     loss = float(rec_fn(recon, tok))
     r2 = reconstruction_r2(tokens_to_vectors(recon, layout), w, mean_params)
     model.train(was)
-    return {"loss": loss, "r2": float(r2), "z_saturated": float((z.abs() > 0.9).float().mean())}
+    return {"loss": loss, "r2": float(r2), "z_saturated": saturated_fraction(z)}
 
 
 class RayTrainSession:

@@ -222,3 +222,12 @@ def test_latent_penalty_is_scale_free_and_one_at_saturation():
     z = torch.full((2, 4), 0.5, requires_grad=True)
     latent_penalty(z).backward()
     assert torch.all(z.grad > 0), "the gradient pulls z toward 0"
+
+
+def test_saturated_fraction_counts_entries_beyond_the_threshold():
+    from hyperrep_ray.model.losses import saturated_fraction
+
+    z = torch.tensor([[0.95, -0.91, 0.5, 0.0]])
+    assert saturated_fraction(z) == 0.5
+    assert saturated_fraction(z.numpy()) == 0.5, "numpy embeddings (bundle.encode) count the same"
+    assert saturated_fraction(z, threshold=0.96) == 0.0

@@ -127,6 +127,12 @@ def latent_penalty(z: torch.Tensor) -> torch.Tensor:
     return z.float().pow(2).mean()
 
 
+def saturated_fraction(z: torch.Tensor | np.ndarray, threshold: float = 0.9) -> float:
+    """Share of z entries in tanh saturation (|z| > threshold): a near-binary code that memorises
+    and that the per-dimension samplers cannot interpolate; ``latent_penalty`` counters it."""
+    return float((torch.as_tensor(z).abs() > threshold).float().mean())
+
+
 def _as_2d(x: torch.Tensor | np.ndarray, name: str) -> torch.Tensor:
     t = torch.as_tensor(x).detach().to("cpu", torch.float64)
     if t.dim() == 1:
