@@ -49,10 +49,10 @@ def main(argv: list[str] | None = None) -> int:
     import torch
     from ae_training import LocalSession  # the in-process session of the training benchmark
 
-    from hyperrep_ray.ae_data import prepare_ae_data
+    from hyperrep_ray.autoencoder.data import prepare_ae_data
+    from hyperrep_ray.autoencoder.loop import build_losses, evaluate_reconstruction, run_training_loop
     from hyperrep_ray.config import ae_preset
-    from hyperrep_ray.tokens import token_layout
-    from hyperrep_ray.train_ae import _losses, evaluate_reconstruction, run_training_loop
+    from hyperrep_ray.weightspace.tokens import token_layout
 
     cfg = ae_preset(args.preset, **{**json.loads(args.set), "epochs": args.epochs, "eval_every": args.every})
     data = prepare_ae_data(args.zoo, cfg)
@@ -62,11 +62,11 @@ def main(argv: list[str] | None = None) -> int:
     train = torch.from_numpy(data.weights["train"][:500])
     test = torch.from_numpy(data.weights["test"])
     mean = torch.from_numpy(data.mean_params)
-    rec_fn = _losses(cfg, layout, torch.from_numpy(data.var_tokens))
+    rec_fn = build_losses(cfg, layout, torch.from_numpy(data.var_tokens))
     score = None
     if args.accuracy:
-        from hyperrep_ray.ae_eval import scorer
-        from hyperrep_ray.tokens import tokens_to_vectors, vectors_to_tokens
+        from hyperrep_ray.autoencoder.evaluate import scorer
+        from hyperrep_ray.weightspace.tokens import tokens_to_vectors, vectors_to_tokens
 
         score = scorer(data.dataset, data.activation)
         acc_w = test[: args.accuracy]
@@ -108,7 +108,7 @@ def _fewer_train_models(data, n: int, cfg):
 
     import numpy as np
 
-    from hyperrep_ray.ae_data import train_statistics
+    from hyperrep_ray.autoencoder.data import train_statistics
 
     meta = data.meta["train"]
     ids = np.unique(meta["model_id"].to_numpy())

@@ -1,7 +1,7 @@
 #!/usr/bin/env python
 """Autoencoder training throughput: the in-process loop vs Ray Train (DDP) workers, CPU and GPU.
 
-Rows, measured side by side in one run; all of them run ``hyperrep_ray.train_ae.run_training_loop``:
+Rows, measured side by side in one run; all of them run ``hyperrep_ray.autoencoder.loop.run_training_loop``:
 
 - in-process, 1 / 2 torch threads: the loop in this process with a minimal session (rank 0 of 1,
   reports kept in memory, no Tune, no Ray; the shape of ``tune.TuneSession``), which is what a
@@ -59,9 +59,9 @@ sys.path.insert(0, str(ROOT))
 
 from _common import NOT_MEASURED, emit, fmt, load_average, log, machine_lines, usable_cores  # noqa: E402
 
+from hyperrep_ray.autoencoder.loop import run_training_loop  # noqa: E402
 from hyperrep_ray.config import AEConfig, ae_preset  # noqa: E402
-from hyperrep_ray.tokens import layer_stats, standardisation, token_layout  # noqa: E402
-from hyperrep_ray.train_ae import run_training_loop  # noqa: E402
+from hyperrep_ray.weightspace.tokens import layer_stats, standardisation, token_layout  # noqa: E402
 
 # ---------------------------------------------------------------- data and sessions
 
@@ -233,9 +233,9 @@ def _ray_worker_loop(config: dict[str, Any]) -> None:
     import ray
     import torch.distributed as dist
 
-    from hyperrep_ray.model.autoencoder import HyperAutoencoder
-    from hyperrep_ray.model.bundle import architecture_for
-    from hyperrep_ray.train_ae import RayTrainSession
+    from hyperrep_ray.autoencoder.bundle import architecture_for
+    from hyperrep_ray.autoencoder.loop import RayTrainSession
+    from hyperrep_ray.autoencoder.model import HyperAutoencoder
 
     inner = RayTrainSession()
     rank, world = inner.rank, inner.world
@@ -521,8 +521,8 @@ def main(argv: list[str] | None = None) -> None:
                         r.note = f"failed: {type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}"[
                             :200
                         ]
-    from hyperrep_ray.model.autoencoder import HyperAutoencoder
-    from hyperrep_ray.model.bundle import architecture_for
+    from hyperrep_ray.autoencoder.bundle import architecture_for
+    from hyperrep_ray.autoencoder.model import HyperAutoencoder
 
     n_params = sum(x.numel() for x in HyperAutoencoder(architecture_for(cfg, 1)).parameters())
     layout = token_layout(1)

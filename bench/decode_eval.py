@@ -51,13 +51,13 @@ sys.path.insert(0, str(ROOT))
 
 from _common import NOT_MEASURED, emit, fmt, load_average, log, machine_lines, usable_cores  # noqa: E402
 
-from hyperrep_ray import evaluate as ev  # noqa: E402
+from hyperrep_ray.evaluation import ray_pipeline as ev  # noqa: E402
+from hyperrep_ray.autoencoder.bundle import HyperRepresentation, architecture_for  # noqa: E402
+from hyperrep_ray.autoencoder.model import HyperAutoencoder  # noqa: E402
 from hyperrep_ray.config import ae_preset  # noqa: E402
-from hyperrep_ray.datasets import ImageData, load_dataset  # noqa: E402
-from hyperrep_ray.finetune import finetune_population, finetune_seeds, hyper_for_dataset  # noqa: E402
-from hyperrep_ray.model.autoencoder import HyperAutoencoder  # noqa: E402
-from hyperrep_ray.model.bundle import HyperRepresentation, architecture_for  # noqa: E402
-from hyperrep_ray.tokens import layer_stats, standardisation, token_layout  # noqa: E402
+from hyperrep_ray.data.images import ImageData, load_dataset  # noqa: E402
+from hyperrep_ray.evaluation.finetune import finetune_population, finetune_seeds, hyper_for_dataset  # noqa: E402
+from hyperrep_ray.weightspace.tokens import layer_stats, standardisation, token_layout  # noqa: E402
 from hyperrep_ray.zoo.population import evaluate_weight_vectors  # noqa: E402
 
 SEED = 0

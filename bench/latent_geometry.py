@@ -40,9 +40,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--out", help="also write the table to this file")
     args = p.parse_args(argv)
 
-    from hyperrep_ray.ae_eval import scorer
-    from hyperrep_ray.model.bundle import HyperRepresentation
-    from hyperrep_ray.sampling import DEFAULT_BANDWIDTH, sample, top_fraction
+    from hyperrep_ray.autoencoder.bundle import HyperRepresentation
+    from hyperrep_ray.autoencoder.evaluate import scorer
+    from hyperrep_ray.sampling.samplers import DEFAULT_BANDWIDTH, sample, top_fraction
 
     bundle = HyperRepresentation.load(args.ae)
     anchors = np.load(f"{args.ae}/anchors.npz")

@@ -37,7 +37,7 @@ def pca_r2(train: np.ndarray, test: np.ndarray, ks: list[int]) -> list[tuple[int
 
 
 def main(argv: list[str] | None = None) -> int:
-    from hyperrep_ray.ae_data import prepare_ae_data
+    from hyperrep_ray.autoencoder.data import prepare_ae_data
     from hyperrep_ray.config import ae_preset
 
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])

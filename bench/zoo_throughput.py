@@ -40,7 +40,7 @@ sys.path.insert(0, str(ROOT))
 from _common import NOT_MEASURED, emit, fmt, load_average, log, machine_lines, usable_cores  # noqa: E402
 
 from hyperrep_ray.config import ZooConfig, zoo_preset  # noqa: E402
-from hyperrep_ray.datasets import ImageData, load_dataset  # noqa: E402
+from hyperrep_ray.data.images import ImageData, load_dataset  # noqa: E402
 from hyperrep_ray.zoo import train as train_mod  # noqa: E402
 
 # ---------------------------------------------------------------- data

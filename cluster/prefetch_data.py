@@ -20,7 +20,7 @@ import time
 from pathlib import Path
 
 PAPER_DATASETS = ("mnist", "svhn", "cifar10", "stl10")
-# Downloaded but never read by hyperrep_ray.datasets (it reads the extracted files, train/test only).
+# Downloaded but never read by hyperrep_ray.data.images (it reads the extracted files, train/test only).
 PRUNABLE_SUFFIXES = (".tar.gz", ".gz", ".zip")
 PRUNABLE_FILES = ("stl10_binary/unlabeled_X.bin",)
 
@@ -44,7 +44,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--prune", action="store_true", help="then delete archives and unused splits")
     args = parser.parse_args(argv)
 
-    from hyperrep_ray.datasets import load_dataset
+    from hyperrep_ray.data.images import load_dataset
 
     for name in args.datasets:
         for attempt in range(1, args.attempts + 1):

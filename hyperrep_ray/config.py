@@ -315,6 +315,22 @@ def ae_preset(preset: str = "quick", dataset: str = "digits", **overrides: Any) 
     return make_config(AEConfig, values)
 
 
+#: Sampler names a config or command may use -> the paper's population name (implemented in
+#: ``hyperrep_ray.sampling.samplers``).
+SAMPLERS: dict[str, str] = {
+    "uniform": "S_U",
+    "counterfactual": "S_C",
+    "kde": "S_KDE",
+    "kde30": "S_KDE30",
+    "kde-joint": "S_KDEJ",
+    "kde-joint30": "S_KDEJ30",
+    "neigh": "S_Neigh",
+    "neigh30": "S_Neigh30",
+    "gan": "S_GAN",
+    "gan30": "S_GAN30",
+}
+
+
 class ExperimentsConfig(StrictModel):
     """The paper's experiments run by the pipeline after the autoencoders (2022 paper, Sec. 4):
     how many models each sampler draws, the fine-tuning epochs evaluated, ensemble sizes."""
@@ -324,7 +340,7 @@ class ExperimentsConfig(StrictModel):
     methods: tuple[str, ...] = Field(
         ("uniform", "counterfactual", "kde", "kde30", "kde-joint", "kde-joint30")
         + ("neigh", "neigh30", "gan", "gan30"),
-        description="samplers of Figure 4 (see hyperrep_ray.sampling.SAMPLERS)",
+        description="samplers of Figure 4 (see SAMPLERS)",
     )
     gan_epochs: int = Field(1000, ge=1)
     ensemble_sizes: tuple[int, ...] = (1, 2, 3, 5, 10)
@@ -340,8 +356,6 @@ class ExperimentsConfig(StrictModel):
 
     @model_validator(mode="after")
     def _check(self) -> ExperimentsConfig:
-        from hyperrep_ray.sampling import SAMPLERS
-
         unknown = [m for m in (*self.methods, *self.transfer_methods) if m not in SAMPLERS]
         if unknown:
             raise ValueError(f"unknown sampling method(s) {unknown}; valid: {', '.join(SAMPLERS)}")

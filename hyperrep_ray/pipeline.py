@@ -29,6 +29,7 @@ from hyperrep_ray.config import (
     experiments_preset,
     zoo_preset,
 )
+from hyperrep_ray.io import write_text
 
 PAPER_DATASETS = ("mnist", "svhn", "cifar10", "stl10")
 
@@ -53,14 +54,12 @@ def stage_done(directory: Path, inputs: dict[str, Any]) -> bool:
 
 
 def mark_done(directory: Path, inputs: dict[str, Any], seconds: float) -> None:
-    directory.mkdir(parents=True, exist_ok=True)
-    tmp = directory / ".stage.json.tmp"
-    tmp.write_text(
+    write_text(
+        directory / "stage.json",
         json.dumps(
             {"fingerprint": fingerprint(inputs), "inputs": inputs, "seconds": seconds}, indent=2, default=str
-        )
+        ),
     )
-    tmp.replace(directory / "stage.json")
 
 
 def pipeline_configs(preset: str, data_root: str | None = None) -> list[tuple[ZooConfig, AEConfig, AEConfig]]:
@@ -89,7 +88,7 @@ def run_pipeline(
 ) -> dict[str, Any]:
     """Run (or finish) every stage; returns the summary also written to ``out/report/summary.json``."""
     from hyperrep_ray import remote_out
-    from hyperrep_ray.ae_stage import run_ae_stage
+    from hyperrep_ray.autoencoder.stage import run_ae_stage
     from hyperrep_ray.zoo.stage import run_zoo_stage
     from hyperrep_ray.zoo.train import zoo_summary
 
@@ -193,7 +192,7 @@ def _experiments_stage(
 ) -> dict[str, Any]:
     """Sampling and evaluation (Figure 4, Table 1, ensembles, transfer) on the stage's autoencoders;
     reruns only when the zoo, either autoencoder or the experiment settings changed."""
-    from hyperrep_ray.experiments import run_experiments
+    from hyperrep_ray.experiments.runner import run_experiments
     from hyperrep_ray.runtime import cluster_has_gpus
 
     out = base / "experiments"
@@ -243,7 +242,7 @@ def _tuned_config(
     log: Callable[[str], None],
 ) -> dict[str, Any]:
     """The sweep's winning autoencoder settings (run once; a rerun reads best_config.json)."""
-    from hyperrep_ray.tune import TUNED_FIELDS, run_sweep
+    from hyperrep_ray.tune.sweep import TUNED_FIELDS, run_sweep
 
     inputs = {"zoo": zoo_cfg.identity(), "preset": preset, "num_samples": samples}
     if not stage_done(tune_dir, inputs):
@@ -256,7 +255,8 @@ def _tuned_config(
 
 
 def write_report(summary: dict[str, Any], report_dir: Path) -> None:
-    from hyperrep_ray.report import pipeline_markdown, plot_zoo_accuracy
+    from hyperrep_ray.report.tables import pipeline_markdown
+    from hyperrep_ray.zoo.figures import plot_zoo_accuracy
 
     report_dir.mkdir(parents=True, exist_ok=True)
     for name, entry in summary["zoos"].items():

@@ -19,9 +19,9 @@ import sys
 
 def main(argv: list[str] | None = None) -> int:
     from hyperrep_ray.config import ConfigError
-    from hyperrep_ray.datasets import DatasetNotFoundError
+    from hyperrep_ray.data.images import DatasetNotFoundError
     from hyperrep_ray.store import StoreError
-    from hyperrep_ray.tune import add_sweep_arguments, sweep_from_args
+    from hyperrep_ray.tune.sweep import add_sweep_arguments, sweep_from_args
 
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     add_sweep_arguments(p)

@@ -33,7 +33,7 @@ def mlflow_uri(tmp_path, monkeypatch):
 
 @pytest.fixture(scope="session")
 def digits():
-    from hyperrep_ray.datasets import load_dataset
+    from hyperrep_ray.data.images import load_dataset
 
     return load_dataset("digits")
 
@@ -41,7 +41,7 @@ def digits():
 @pytest.fixture(scope="session")
 def small_digits(digits):
     """A 256/128-image slice of digits: same format, a fraction of the training time."""
-    from hyperrep_ray.datasets import ImageData
+    from hyperrep_ray.data.images import ImageData
 
     return ImageData(
         "digits",
@@ -71,7 +71,7 @@ def trained_ae(tmp_path_factory, tiny_zoo, ray_session):
     so the run must come back from a checkpoint (epoch 2 or 4; the drill fires only in a run that
     restored none, so a restart from scratch would die again and fail).
     Returns (ae dir, metrics, mlflow uri)."""
-    from hyperrep_ray.ae_stage import run_ae_stage
+    from hyperrep_ray.autoencoder.stage import run_ae_stage
     from hyperrep_ray.config import ae_preset
 
     root = tmp_path_factory.mktemp("ae")

@@ -8,8 +8,8 @@ from typing import Any
 
 from hyperrep_ray import tracking
 from hyperrep_ray.config import ZooConfig
-from hyperrep_ray.datasets import ImageData
-from hyperrep_ray.report import plot_zoo_accuracy, zoo_summary_markdown
+from hyperrep_ray.data.images import ImageData
+from hyperrep_ray.zoo.figures import plot_zoo_accuracy, zoo_summary_markdown
 from hyperrep_ray.zoo.train import ZooResult, train_zoo, zoo_summary
 
 

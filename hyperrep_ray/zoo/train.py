@@ -19,7 +19,7 @@ import numpy as np
 import torch
 
 from hyperrep_ray.config import ZooConfig
-from hyperrep_ray.datasets import ImageData, load_dataset
+from hyperrep_ray.data.images import ImageData, load_dataset
 from hyperrep_ray.zoo.cnn import build_model, init_params, model_to_vector
 from hyperrep_ray.zoo.population import (
     PopulationCNN,
@@ -123,7 +123,7 @@ def train_one_by_one(
 
     Kept as the reference semantics of ``train_population`` (tests compare them) and as the
     benchmark baseline."""
-    from hyperrep_ray.datasets import evaluate_accuracy
+    from hyperrep_ray.data.images import evaluate_accuracy
 
     t0 = time.perf_counter()
     dev = _device(device)

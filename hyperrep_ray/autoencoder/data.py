@@ -1,0 +1,109 @@
+"""What the autoencoder trains on: store windows -> (aligned) weight matrices + normalisation.
+
+Train/val/test follow the store's split by model; the autoencoder sees the checkpoints of the
+configured epoch window (paper: 21-25). Layer statistics and the alignment reference come from
+the train split only, so nothing about val/test leaks into training.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from hyperrep_ray import store
+from hyperrep_ray.config import AEConfig
+from hyperrep_ray.weightspace.tokens import layer_stats, standardisation, token_layout
+
+
+@dataclass
+class AEData:
+    in_channels: int
+    activation: str
+    dataset: str
+    weights: dict[str, np.ndarray]  # split -> (M, N) float32, aligned when a reference is set
+    meta: dict[str, pd.DataFrame]  # split -> model_id, epoch, accuracies, losses
+    reference: np.ndarray | None
+    var_tokens: np.ndarray  # [T, D] train-split layer variance per token entry
+    mean_params: np.ndarray  # [N] train-split mean weight vector (R^2 baseline)
+    layer_std: np.ndarray  # [L]
+    token_shift: np.ndarray  # [T, D] encoder-input standardisation (cfg.standardize), train split
+    token_scale: np.ndarray  # [T, D]
+
+    def worker_payload(self) -> dict[str, Any]:
+        """The arrays Ray Train workers need (shipped once through the object store)."""
+        return {
+            "train": self.weights["train"],
+            "val": self.weights["val"],
+            "var_tokens": self.var_tokens,
+            "mean_params": self.mean_params,
+            "token_shift": self.token_shift,
+            "token_scale": self.token_scale,
+            "in_channels": self.in_channels,
+        }
+
+
+def align_weights(w: np.ndarray, reference: np.ndarray | None, in_channels: int) -> np.ndarray:
+    if reference is None or len(w) == 0:
+        return w
+    from hyperrep_ray.weightspace.align import align_to_reference
+
+    return np.asarray(align_to_reference(w, reference, in_channels).aligned, dtype=np.float32)
+
+
+def prepare_ae_data(zoo: str, cfg: AEConfig, reference: np.ndarray | None = None) -> AEData:
+    """Load the epoch window of every split from the store; fit (or reuse) the alignment
+    reference and the layer statistics on the train split."""
+    from hyperrep_ray.weightspace.align import fit_reference
+
+    meta = store.read_zoo_meta(zoo)
+    lo, hi = cfg.epochs_window
+    recorded = meta.get("epochs_recorded", [])
+    if recorded and (lo not in recorded or hi not in recorded):
+        raise store.StoreError(
+            f"epochs_window {cfg.epochs_window} is outside the epochs recorded in {zoo} "
+            f"({min(recorded)}..{max(recorded)}); pass --epochs-window LO HI within that range"
+        )
+    in_channels = int(meta["architecture"]["in_channels"])
+    weights, frames = {}, {}
+    for split in store.SPLITS:
+        w, df = store.load_weights(zoo, epochs=range(lo, hi + 1), split=split)
+        if split in ("train", "val") and len(df) == 0:
+            raise store.StoreError(f"the store at {zoo} has no {split} checkpoints in epochs {lo}..{hi}")
+        weights[split] = w.numpy()
+        frames[split] = df.reset_index(drop=True)
+    if cfg.align and reference is None:
+        reference = fit_reference(
+            weights["train"], in_channels, iterations=cfg.align_iterations, seed=cfg.seed
+        )
+        reference = np.asarray(reference.reference, dtype=np.float32)
+    if cfg.align:
+        weights = {k: align_weights(v, reference, in_channels) for k, v in weights.items()}
+    else:
+        reference = None
+    return AEData(
+        in_channels=in_channels,
+        activation=str(meta["architecture"]["activation"]),
+        dataset=str(meta["dataset"]),
+        weights=weights,
+        meta=frames,
+        reference=reference,
+        **train_statistics(weights["train"], in_channels, cfg.standardize),
+    )
+
+
+def train_statistics(train: np.ndarray, in_channels: int, standardize: str) -> dict[str, np.ndarray]:
+    """The ``AEData`` fields fitted on the train split: layer variances (LWLN), the mean vector
+    (the R^2 baseline) and the input standardisation."""
+    layout = token_layout(in_channels)
+    stats = layer_stats(train, layout)
+    shift, scale = standardisation(train, layout, standardize)
+    return {
+        "var_tokens": stats["var_tokens"].numpy(),
+        "mean_params": train.mean(0).astype(np.float32),
+        "layer_std": stats["std"].numpy(),
+        "token_shift": shift.numpy(),
+        "token_scale": scale.numpy(),
+    }

@@ -1,1 +1,0 @@
-"""Transformer autoencoder over neuron tokens and its training losses."""

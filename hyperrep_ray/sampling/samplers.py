@@ -1,0 +1,524 @@
+"""Samplers of new hyper-representation embeddings z (Schürholt et al. 2022, Section 3.2, Appendix E.2).
+
+Anchors are the train-split embeddings ``anchors[M, D]`` (tanh-bounded, so in [-1, 1]) with the
+accuracy of each anchored model. Every sampler is seeded and deterministic (on one device type) and
+returns ``np.ndarray[n, D]`` float32 in [-1, 1], ready for the decoder.
+
+Population names follow the paper: S_U (uniform), S_C (counterfactual), S_KDE (per-dimension KDE),
+S_Neigh (UMAP neighbourhood), S_GAN (latent GAN); the ``*30`` variants use only the anchors of the top
+30 % models. S_KDEJ (joint, full-dimensional KDE) is ours: it keeps the correlations between the
+coordinates of z that the per-dimension KDE deliberately discards (see DESIGN.md: on small zoos those
+correlations are what makes decoded samples work).
+"""
+
+from __future__ import annotations
+
+import math
+import time
+import warnings
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from hyperrep_ray.config import SAMPLERS
+
+__all__ = [
+    "DEFAULT_BANDWIDTH",
+    "DEFAULT_GAN_EPOCHS",
+    "GAN_NOISE_DIM",
+    "TOP_FRACTION",
+    "SAMPLERS",
+    "top_fraction",
+    "top_fraction_indices",
+    "kde_density",
+    "sample_uniform",
+    "sample_kde",
+    "sample_kde_joint",
+    "sample_counterfactual",
+    "sample_neighborhood",
+    "LatentGenerator",
+    "LatentDiscriminator",
+    "train_latent_gan",
+    "sample_gan",
+    "sample",
+]
+
+#: KDE bandwidth h. The paper leaves h unstated ("a bandwidth hyperparameter", Section 3.2.2); 0.002 is
+#: the value used by the 2022 reference code, as recorded in this project's task statement. It is small
+#: relative to the anchors' spread (z in [-1, 1]), so S_KDE draws stay close to anchor coordinates.
+DEFAULT_BANDWIDTH = 0.002
+#: Fraction of best anchors kept by the ``*30`` samplers (paper Section 3.2: "top 30 %").
+TOP_FRACTION = 0.3
+#: GAN schedule and noise size from paper Appendix E.2.
+DEFAULT_GAN_EPOCHS = 1000
+GAN_NOISE_DIM = 16
+GAN_BATCH_SIZE = 32
+GAN_LR_GENERATOR = 1e-4
+GAN_LR_DISCRIMINATOR = 2e-4
+#: Adam betas: not stated in the paper; (0.5, 0.999) is the usual GAN choice.
+GAN_ADAM_BETAS = (0.5, 0.999)
+
+# Largest number of float64 values a density evaluation materialises at once (32 MiB).
+_CHUNK_ELEMENTS = 4_000_000
+_SQRT_2PI = math.sqrt(2.0 * math.pi)
+
+
+# --------------------------------------------------------------------------------------------------
+# validation helpers
+
+
+def _check_anchors(anchors: Any, min_rows: int = 1) -> np.ndarray:
+    """Anchors as a finite float64 [M, D] array; fail early with a message that names the problem."""
+    arr = np.asarray(anchors, dtype=np.float64)
+    if arr.ndim != 2:
+        raise ValueError(f"anchors must be a 2-d array [M, D], got shape {arr.shape}")
+    if arr.shape[0] < min_rows or arr.shape[1] < 1:
+        raise ValueError(f"anchors need at least {min_rows} row(s) and 1 column, got shape {arr.shape}")
+    if not np.isfinite(arr).all():
+        raise ValueError("anchors contain NaN or infinite values")
+    return arr
+
+
+def _check_n(n: int) -> int:
+    if int(n) != n or n < 0:
+        raise ValueError(f"n must be a non-negative integer, got {n!r}")
+    return int(n)
+
+
+def _check_bandwidth(bandwidth: float) -> float:
+    if not (np.isfinite(bandwidth) and bandwidth > 0):
+        raise ValueError(f"bandwidth must be a positive finite number, got {bandwidth!r}")
+    return float(bandwidth)
+
+
+def _finish(z: np.ndarray) -> np.ndarray:
+    """Clip to the tanh range the decoder was trained on and return contiguous float32."""
+    return np.ascontiguousarray(np.clip(z, -1.0, 1.0), dtype=np.float32)
+
+
+# --------------------------------------------------------------------------------------------------
+# anchor selection
+
+
+def top_fraction_indices(
+    accuracies: Sequence[float] | np.ndarray, fraction: float = TOP_FRACTION
+) -> np.ndarray:
+    """Indices of the best ``ceil(fraction * M)`` models, best first.
+
+    ceil (not round) so that a small population never drops to zero anchors and "top 30 %" of 10 is 3,
+    of 11 is 4. Ties are broken by the lower index (stable sort), so the selection is deterministic.
+    """
+    acc = np.asarray(accuracies, dtype=np.float64).ravel()
+    if acc.size == 0:
+        raise ValueError("accuracies is empty")
+    if not np.isfinite(acc).all():
+        raise ValueError("accuracies contain NaN or infinite values")
+    if not 0.0 < fraction <= 1.0:
+        raise ValueError(f"fraction must be in (0, 1], got {fraction}")
+    # round first so that float error (0.07 * 100 = 7.000000000000001) does not add an anchor
+    k = min(acc.size, max(1, math.ceil(round(fraction * acc.size, 9))))
+    order = np.argsort(-acc, kind="stable")
+    return order[:k]
+
+
+def top_fraction(
+    anchors: np.ndarray, accuracies: Sequence[float] | np.ndarray, fraction: float = TOP_FRACTION
+) -> np.ndarray:
+    """Anchors of the top ``fraction`` models by accuracy (paper's ``*30`` variants), best first.
+
+    See :func:`top_fraction_indices` for the count (ceil) and tie rule.
+    """
+    arr = _check_anchors(anchors)
+    acc = np.asarray(accuracies).ravel()
+    if acc.shape[0] != arr.shape[0]:
+        raise ValueError(f"got {arr.shape[0]} anchors but {acc.shape[0]} accuracies")
+    return arr[top_fraction_indices(acc, fraction)]
+
+
+# --------------------------------------------------------------------------------------------------
+# per-dimension KDE
+
+
+def _density_at(anchors: np.ndarray, values: np.ndarray, cols: np.ndarray, bandwidth: float) -> np.ndarray:
+    """Per-dimension Gaussian KDE of dimension ``cols[i]`` at ``values[i]`` (vectorised, chunked)."""
+    m = anchors.shape[0]
+    out = np.empty(values.shape[0], dtype=np.float64)
+    chunk = max(1, _CHUNK_ELEMENTS // m)
+    norm = 1.0 / (m * bandwidth * _SQRT_2PI)
+    for start in range(0, values.shape[0], chunk):
+        sl = slice(start, start + chunk)
+        diff = (values[sl][None, :] - anchors[:, cols[sl]]) / bandwidth  # [M, chunk]
+        out[sl] = np.exp(-0.5 * diff * diff).sum(axis=0) * norm
+    return out
+
+
+def kde_density(anchors: np.ndarray, points: np.ndarray, bandwidth: float = DEFAULT_BANDWIDTH) -> np.ndarray:
+    """Per-dimension KDE density p_j(points[:, j]) fitted on the anchors' dimension j, shape [n, D].
+
+    This is the density S_KDE samples from and S_C avoids (paper Section 3.2.2); exposed so that the
+    two can be checked against each other.
+    """
+    arr = _check_anchors(anchors)
+    h = _check_bandwidth(bandwidth)
+    pts = np.asarray(points, dtype=np.float64)
+    if pts.ndim != 2 or pts.shape[1] != arr.shape[1]:
+        raise ValueError(f"points must have shape [n, {arr.shape[1]}], got {pts.shape}")
+    cols = np.broadcast_to(np.arange(arr.shape[1]), pts.shape).ravel()
+    return _density_at(arr, pts.ravel(), cols, h).reshape(pts.shape)
+
+
+def sample_uniform(n: int, dim: int, seed: int) -> np.ndarray:
+    """S_U: uniform in the tanh box [-1, 1]^D, the naive baseline / sanity check of Section 3.2.1."""
+    n = _check_n(n)
+    if dim < 1:
+        raise ValueError(f"dim must be >= 1, got {dim}")
+    rng = np.random.default_rng(seed)
+    return _finish(rng.uniform(-1.0, 1.0, size=(n, int(dim))))
+
+
+def sample_kde(
+    anchors: np.ndarray, n: int, bandwidth: float = DEFAULT_BANDWIDTH, seed: int = 0
+) -> np.ndarray:
+    """S_KDE: independent per-dimension Gaussian KDEs (conditional independence of Section 3.2.2).
+
+    Sampling from p_j is "pick a random anchor's coordinate j, add N(0, h^2)"; the anchor is picked
+    independently for every dimension, which is what makes the dimensions independent. Draws are
+    clipped to [-1, 1] (the encoder's tanh range) rather than renormalising the KDE's tails; with the
+    default h = 0.002 this moves only draws of anchors within a few h of the boundary.
+    """
+    arr = _check_anchors(anchors)
+    n = _check_n(n)
+    h = _check_bandwidth(bandwidth)
+    m, d = arr.shape
+    rng = np.random.default_rng(seed)
+    idx = rng.integers(0, m, size=(n, d))
+    z = arr[idx, np.arange(d)[None, :]] + h * rng.standard_normal((n, d))
+    return _finish(z)
+
+
+def sample_kde_joint(
+    anchors: np.ndarray, n: int, bandwidth: float = DEFAULT_BANDWIDTH, seed: int = 0
+) -> np.ndarray:
+    """S_KDEJ: full-dimensional Gaussian KDE, one anchor per sample plus isotropic N(0, h^2 I).
+
+    Unlike S_KDE this keeps the correlations between coordinates (samples are noisy anchors). Clipped
+    to [-1, 1] like S_KDE.
+    """
+    arr = _check_anchors(anchors)
+    n = _check_n(n)
+    h = _check_bandwidth(bandwidth)
+    m, d = arr.shape
+    rng = np.random.default_rng(seed)
+    idx = rng.integers(0, m, size=n)
+    z = arr[idx] + h * rng.standard_normal((n, d))
+    return _finish(z)
+
+
+def sample_counterfactual(
+    anchors: np.ndarray,
+    n: int,
+    bandwidth: float = DEFAULT_BANDWIDTH,
+    seed: int = 0,
+    low: float = -1.0,
+    high: float = 1.0,
+    max_rounds: int = 10_000,
+) -> np.ndarray:
+    """S_C: the "inverted" S_KDE (Section 3.2.2) - draws from regions the anchors do not populate.
+
+    Rule, per dimension j independently: sample u in [low, high] with density proportional to
+    ``max(p_max_j - p_j(u), 0)``, where p_j is S_KDE's per-dimension KDE (same anchors, same h) and
+    p_max_j its peak, estimated at the anchors and at midpoints of neighbouring anchors. So the
+    probability of a value is highest where the KDE is ~0 and zero at the KDE's peak. We use
+    ``p_max - p`` instead of ``1/p`` because ``1/p`` is unbounded (p underflows to 0 a few h away from
+    the anchors) and would not define a proper density. Drawn exactly by rejection sampling: propose
+    u ~ U(low, high), accept with probability ``(p_max_j - p_j(u)) / p_max_j``.
+    """
+    arr = _check_anchors(anchors)
+    n = _check_n(n)
+    h = _check_bandwidth(bandwidth)
+    if not -1.0 <= low < high <= 1.0:
+        raise ValueError(f"need -1 <= low < high <= 1, got low={low}, high={high}")
+    m, d = arr.shape
+    # peak of each per-dimension KDE: evaluate at anchors and midpoints of sorted neighbours
+    srt = np.sort(arr, axis=0)
+    cand = np.concatenate([srt, 0.5 * (srt[1:] + srt[:-1])], axis=0)  # [2M-1, D]
+    cand_cols = np.broadcast_to(np.arange(d), cand.shape).ravel()
+    p_max = _density_at(arr, cand.ravel(), cand_cols, h).reshape(cand.shape).max(axis=0)  # [D]
+
+    # own stream: with the same seed, S_C must not reuse S_U's uniform draws as its proposals
+    rng = np.random.default_rng(np.random.SeedSequence([int(seed), 3]))
+    out = np.empty((n, d), dtype=np.float64)
+    rows, cols = np.nonzero(np.ones((n, d), dtype=bool))
+    for _ in range(max_rounds):
+        if rows.size == 0:
+            break
+        u = rng.uniform(low, high, size=rows.size)
+        p = _density_at(arr, u, cols, h)
+        accept = rng.uniform(0.0, 1.0, size=rows.size) * p_max[cols] < p_max[cols] - p
+        out[rows[accept], cols[accept]] = u[accept]
+        rows, cols = rows[~accept], cols[~accept]
+    else:
+        if rows.size:
+            raise RuntimeError(f"counterfactual rejection sampling did not finish in {max_rounds} rounds")
+    return _finish(out)
+
+
+# --------------------------------------------------------------------------------------------------
+# neighbourhood sampling (UMAP)
+
+
+def sample_neighborhood(
+    anchors: np.ndarray,
+    n: int,
+    seed: int = 0,
+    n_components: int = 3,
+    n_neighbors: int = 15,
+    min_dist: float = 0.1,
+    within_hull: bool = False,
+    return_timing: bool = False,
+) -> np.ndarray | tuple[np.ndarray, dict[str, float]]:
+    """S_Neigh (Section 3.2.3): UMAP to ``n_components`` (paper: 3) dims, uniform in the box, back.
+
+    UMAP is fitted on the anchors (``n_neighbors`` capped at M-1, since small zoos have 50-500
+    anchors); samples are uniform in the bounding box of the low-dimensional embedding and mapped back
+    with ``UMAP.inverse_transform``. The inverse can overshoot the anchors' range, so the result is
+    clipped to [-1, 1].
+
+    umap-learn maps box points outside the convex hull of the embedding through an arbitrary (the
+    last) Delaunay simplex; in 3-d most of the box lies outside the hull. The paper samples the whole
+    box, so that is the default; ``within_hull=True`` rejects box points outside the hull instead.
+    The first call in a process JIT-compiles UMAP's numba code (~10 s on a laptop CPU);
+    ``return_timing=True`` also returns {"fit_s", "inverse_s"}.
+    """
+    arr = _check_anchors(anchors, min_rows=n_components + 2)
+    n = _check_n(n)
+    m, d = arr.shape
+    with warnings.catch_warnings():  # slow import (numba); umap warns that TensorFlow is absent
+        warnings.simplefilter("ignore", ImportWarning)
+        import umap
+
+    rng = np.random.default_rng(seed)
+    reducer = umap.UMAP(
+        n_components=n_components,
+        n_neighbors=max(2, min(n_neighbors, m - 1)),
+        min_dist=min_dist,
+        metric="euclidean",
+        random_state=seed,
+        transform_seed=seed,
+    )
+    t0 = time.perf_counter()
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message=".*n_jobs value.*")
+        reducer.fit(arr.astype(np.float32))
+    t1 = time.perf_counter()
+    emb = np.asarray(reducer.embedding_, dtype=np.float64)
+    lo, hi = emb.min(axis=0), emb.max(axis=0)
+    if n == 0:
+        z = np.empty((0, d))
+    else:
+        if within_hull:
+            from scipy.spatial import Delaunay
+
+            tri = Delaunay(emb)
+            kept: list[np.ndarray] = []
+            have = 0
+            for _ in range(10_000):
+                cand = rng.uniform(lo, hi, size=(max(n, 64), n_components))
+                cand = cand[tri.find_simplex(cand) >= 0]
+                kept.append(cand)
+                have += cand.shape[0]
+                if have >= n:
+                    break
+            else:
+                raise RuntimeError("could not draw enough points inside the embedding's convex hull")
+            low_dim = np.concatenate(kept)[:n]
+        else:
+            low_dim = rng.uniform(lo, hi, size=(n, n_components))
+        z = reducer.inverse_transform(low_dim.astype(np.float32))
+    t2 = time.perf_counter()
+    result = _finish(z)
+    if return_timing:
+        return result, {"fit_s": t1 - t0, "inverse_s": t2 - t1}
+    return result
+
+
+# --------------------------------------------------------------------------------------------------
+# latent GAN (Appendix E.2)
+
+
+class LatentGenerator(nn.Module):
+    """Generator 16 -> 128 -> 256 -> 512 -> D with ReLU (Appendix E.2).
+
+    The tanh on the output is ours: it keeps samples in the encoder's tanh range [-1, 1] by construction.
+    """
+
+    def __init__(self, dim: int, noise_dim: int = GAN_NOISE_DIM) -> None:
+        super().__init__()
+        self.dim = int(dim)
+        self.noise_dim = int(noise_dim)
+        self.net = nn.Sequential(
+            nn.Linear(noise_dim, 128),
+            nn.ReLU(),
+            nn.Linear(128, 256),
+            nn.ReLU(),
+            nn.Linear(256, 512),
+            nn.ReLU(),
+            nn.Linear(512, dim),
+            nn.Tanh(),
+        )
+        self.loss_history: list[tuple[float, float]] = []  # (discriminator, generator) per epoch
+
+    def forward(self, noise: torch.Tensor) -> torch.Tensor:
+        return self.net(noise)
+
+
+class LatentDiscriminator(nn.Module):
+    """Discriminator D -> 1024 -> 512 -> 256 -> 1 logit, ReLU (as in the paper), spectral norm everywhere."""
+
+    def __init__(self, dim: int) -> None:
+        super().__init__()
+        sn = nn.utils.parametrizations.spectral_norm
+        self.net = nn.Sequential(
+            sn(nn.Linear(dim, 1024)),
+            nn.ReLU(),
+            sn(nn.Linear(1024, 512)),
+            nn.ReLU(),
+            sn(nn.Linear(512, 256)),
+            nn.ReLU(),
+            sn(nn.Linear(256, 1)),
+        )
+
+    def forward(self, z: torch.Tensor) -> torch.Tensor:
+        return self.net(z)
+
+
+def _derived_seed(seed: int, stream: int) -> int:
+    """Independent sub-seeds from one user seed (init / shuffling / noise must not share a stream)."""
+    return int(np.random.SeedSequence([int(seed), stream]).generate_state(1, dtype=np.uint64)[0] >> 1)
+
+
+def train_latent_gan(
+    anchors: np.ndarray,
+    seed: int,
+    epochs: int = DEFAULT_GAN_EPOCHS,
+    batch_size: int = GAN_BATCH_SIZE,
+    noise_dim: int = GAN_NOISE_DIM,
+    device: str | torch.device = "cpu",
+) -> LatentGenerator:
+    """Train S_GAN's generator on the anchors (Appendix E.2) and return it in eval mode.
+
+    Non-saturating GAN loss with BCE-on-logits; Adam with the two time-scale rule (lr 1e-4 generator,
+    2e-4 discriminator), one discriminator and one generator step per batch. An epoch is one shuffled
+    pass over the anchors (last partial batch kept, so fewer than 32 anchors still train). Seeded
+    without touching the global torch RNG; bitwise reproducible on CPU.
+    """
+    arr = _check_anchors(anchors)
+    if epochs < 0 or batch_size < 1:
+        raise ValueError(f"need epochs >= 0 and batch_size >= 1, got {epochs}, {batch_size}")
+    m, d = arr.shape
+    dev = torch.device(device)
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(_derived_seed(seed, 0))
+        gen = LatentGenerator(d, noise_dim).to(dev)
+        disc = LatentDiscriminator(d).to(dev)
+    g_cpu = torch.Generator().manual_seed(_derived_seed(seed, 1))
+    opt_g = torch.optim.Adam(gen.parameters(), lr=GAN_LR_GENERATOR, betas=GAN_ADAM_BETAS)
+    opt_d = torch.optim.Adam(disc.parameters(), lr=GAN_LR_DISCRIMINATOR, betas=GAN_ADAM_BETAS)
+    bce = nn.BCEWithLogitsLoss()
+    data = torch.as_tensor(arr, dtype=torch.float32, device=dev)
+    gen.train()
+    disc.train()
+    for _ in range(epochs):
+        perm = torch.randperm(m, generator=g_cpu).to(dev)
+        d_sum = g_sum = 0.0
+        n_batches = 0
+        for start in range(0, m, batch_size):
+            real = data[perm[start : start + batch_size]]
+            b = real.shape[0]
+            ones = torch.ones(b, 1, device=dev)
+            zeros = torch.zeros(b, 1, device=dev)
+            fake = gen(torch.randn(b, noise_dim, generator=g_cpu).to(dev))
+
+            loss_d = bce(disc(real), ones) + bce(disc(fake.detach()), zeros)
+            opt_d.zero_grad(set_to_none=True)
+            loss_d.backward()
+            opt_d.step()
+
+            loss_g = bce(disc(fake), ones)  # non-saturating: maximise log D(G(n))
+            opt_g.zero_grad(set_to_none=True)
+            loss_g.backward()
+            opt_g.step()
+
+            d_sum += float(loss_d.detach())
+            g_sum += float(loss_g.detach())
+            n_batches += 1
+        gen.loss_history.append((d_sum / n_batches, g_sum / n_batches))
+    return gen.eval()
+
+
+def sample_gan(gen: LatentGenerator, n: int, seed: int) -> np.ndarray:
+    """S_GAN: push seeded Gaussian noise through a trained generator (noise drawn on CPU, so the noise
+    is the same whatever device the generator lives on)."""
+    n = _check_n(n)
+    noise_dim = int(getattr(gen, "noise_dim", GAN_NOISE_DIM))
+    dev = next(gen.parameters()).device
+    g_cpu = torch.Generator().manual_seed(int(seed))
+    noise = torch.randn(n, noise_dim, generator=g_cpu)
+    was_training = gen.training
+    gen.eval()
+    with torch.no_grad():
+        z = gen(noise.to(dev)).cpu().numpy()
+    gen.train(was_training)
+    return _finish(z)
+
+
+# --------------------------------------------------------------------------------------------------
+# one entry point
+
+
+def sample(
+    method: str,
+    anchors: np.ndarray,
+    accuracies: Sequence[float] | np.ndarray | None,
+    n: int,
+    seed: int,
+    bandwidth: float = DEFAULT_BANDWIDTH,
+    gan_epochs: int = DEFAULT_GAN_EPOCHS,
+    fraction: float = TOP_FRACTION,
+    device: str | torch.device = "cpu",
+    neigh_kwargs: dict[str, Any] | None = None,
+) -> np.ndarray:
+    """Draw ``n`` embeddings with the CLI ``method`` (a key of :data:`SAMPLERS`).
+
+    The ``*30`` methods first keep the top ``fraction`` anchors by accuracy (``accuracies`` is then
+    required); S_C and S_U ignore accuracies. ``bandwidth`` is used by the KDE family and S_C,
+    ``gan_epochs``/``device`` by the GAN, ``neigh_kwargs`` go to :func:`sample_neighborhood`.
+    """
+    if method not in SAMPLERS:
+        raise ValueError(f"unknown sampling method {method!r}; valid methods: {', '.join(SAMPLERS)}")
+    arr = _check_anchors(anchors)
+    if method.endswith("30"):
+        if accuracies is None:
+            raise ValueError(f"method {method!r} selects the top {fraction:.0%} anchors and needs accuracies")
+        arr = top_fraction(arr, accuracies, fraction)
+        base = method[:-2]
+    else:
+        base = method
+    if base == "uniform":
+        return sample_uniform(n, arr.shape[1], seed)
+    if base == "counterfactual":
+        return sample_counterfactual(arr, n, bandwidth=bandwidth, seed=seed)
+    if base == "kde":
+        return sample_kde(arr, n, bandwidth=bandwidth, seed=seed)
+    if base == "kde-joint":
+        return sample_kde_joint(arr, n, bandwidth=bandwidth, seed=seed)
+    if base == "neigh":
+        out = sample_neighborhood(arr, n, seed=seed, **(neigh_kwargs or {}))
+        return out[0] if isinstance(out, tuple) else out
+    if base == "gan":
+        gen = train_latent_gan(arr, seed=seed, epochs=gan_epochs, device=device)
+        return sample_gan(gen, n, seed=_derived_seed(seed, 2))
+    raise AssertionError(f"unhandled method {method!r}")  # pragma: no cover - SAMPLERS and dispatch agree

@@ -1,0 +1,175 @@
+"""The Ray Tune sweep on real Ray Tune: tiny trials (smoke preset, 2 epochs) on the tiny digits zoo."""
+
+import csv
+import json
+import math
+import os
+import signal
+from pathlib import Path
+
+import pytest
+from mlflow.tracking import MlflowClient
+from ray import tune
+
+from hyperrep_ray.cli import main as cli
+from hyperrep_ray.config import AEConfig, ae_preset
+from hyperrep_ray.tune.sweep import (
+    DEFAULT_BANDWIDTHS,
+    OBJECTIVE,
+    SweepInterrupted,
+    default_point,
+    run_sweep,
+    search_space,
+    trial_ae_config,
+)
+
+BANDWIDTHS = (0.01, 0.1, 1.0)
+TINY = {"preset": "smoke", "max_epochs": 2, "bandwidths": BANDWIDTHS, "n_samples": 8, "verbose": 0}
+
+
+def _rows(out) -> list[dict[str, str]]:
+    with open(Path(out) / "trials.csv") as f:
+        return list(csv.DictReader(f))
+
+
+def _children(uri: str, parent_id: str) -> list:
+    client = MlflowClient(uri)
+    parent = client.get_run(parent_id)
+    return client.search_runs(
+        [parent.info.experiment_id], filter_string=f"tags.`mlflow.parentRunId` = '{parent_id}'"
+    )
+
+
+@pytest.fixture(scope="module")
+def tune_mlflow(tmp_path_factory):
+    """One MLflow store for the module (creating a SQLite store takes seconds); runs are told apart
+    by their parent run."""
+    return f"sqlite:///{tmp_path_factory.mktemp('tune-mlflow') / 'mlflow.db'}"
+
+
+@pytest.fixture(scope="module")
+def smoke_sweep(tmp_path_factory, tiny_zoo, ray_session, tune_mlflow):
+    """3 trials: one diverging (Adam at lr 1e30 overflows the weights after its first step), the
+    preset's default, and one from Optuna."""
+    root = tmp_path_factory.mktemp("tune")
+    uri = tune_mlflow
+    base = ae_preset("smoke")
+    diverging = {**default_point(base), "lr": 1e30}
+    out = root / "sweep"
+    summary = run_sweep(
+        tiny_zoo,
+        str(out),
+        num_samples=3,
+        tracking_uri=uri,
+        points_to_evaluate=[diverging, default_point(base)],
+        **TINY,
+    )
+    return out, summary, uri
+
+
+def test_search_space_covers_the_issue_ranges():
+    base = ae_preset("quick")
+    space = search_space(base)
+    assert space["one_minus_beta"].lower == pytest.approx(1e-3) and space["one_minus_beta"].upper == 0.5
+    assert all(d % base.n_heads == 0 for d in space["d_token"].categories)
+    assert base.d_token in space["d_token"].categories and base.d_z in space["d_z"].categories
+    assert DEFAULT_BANDWIDTHS[0] == 0.002 and DEFAULT_BANDWIDTHS[-1] == 1.0
+    cfg = trial_ae_config(base, {**default_point(base), "one_minus_beta": 0.01})
+    assert cfg.beta == pytest.approx(0.99) and cfg.d_token == base.d_token
+
+
+def test_smoke_sweep_writes_a_best_config_that_train_ae_accepts(smoke_sweep, tiny_zoo, tmp_path):
+    out, summary, _ = smoke_sweep
+    rows = _rows(out)
+    assert len(rows) == 3 and summary["trials"] == 3
+    best = json.loads((out / "best_config.json").read_text())
+    assert AEConfig(**best).model_dump(mode="json") == best
+    # `hyperrep train-ae --config best_config.json` takes it as is (parse + config building only)
+    args = cli.build_parser().parse_args(
+        ["train-ae", "--zoo", tiny_zoo, "--out", str(tmp_path / "ae"), "--preset", "smoke"]
+        + ["--config", str(out / "best_config.json")]
+    )
+    assert cli._ae_config(args, "digits").model_dump(mode="json") == best
+    # the winning values are the best trial's; everything else is the preset's
+    top = max((r for r in rows if r["status"] != "failed"), key=lambda r: float(r["objective"]))
+    assert best["d_token"] == int(top["d_token"]) and best["beta"] == pytest.approx(float(top["beta"]))
+    assert best["epochs"] == ae_preset("smoke").epochs
+    sampling = json.loads((out / "best_sampling.json").read_text())
+    assert sampling["bandwidth"] in BANDWIDTHS and sampling["trial_id"] == top["trial_id"]
+    assert 0.0 <= sampling[OBJECTIVE] <= 1.0
+    assert {"beta", "d_token", "h", "objective", "reconstruction_r2_val", "status"} <= set(rows[0])
+    assert summary["default"] is not None and summary["gain_over_default"] >= 0
+
+
+def test_a_diverging_trial_fails_alone(smoke_sweep):
+    out, summary, _ = smoke_sweep
+    rows = _rows(out)
+    failed = [r for r in rows if r["status"] == "failed"]
+    assert len(failed) == 1 and float(failed[0]["lr"]) == 1e30
+    assert failed[0]["error"].startswith("diverged")
+    others = [r for r in rows if r["status"] != "failed"]
+    assert len(others) == 2 and {r["status"] for r in others} <= {"completed", "stopped_early"}
+    assert all(0.0 <= float(r["objective"]) <= 1.0 and float(r["h"]) in BANDWIDTHS for r in others)
+    assert all(math.isfinite(float(r["reconstruction_r2_val"])) for r in others)
+    assert summary["trials_failed"] == 1
+
+
+def test_mlflow_has_the_parent_and_one_child_per_trial(smoke_sweep):
+    out, summary, uri = smoke_sweep
+    client = MlflowClient(uri)
+    parent = client.get_run(summary["mlflow_parent_run_id"])
+    assert parent.data.tags["stage"] == "tune" and parent.info.status == "FINISHED"
+    assert parent.data.tags["best_trial_id"] == summary["best"]["trial_id"]
+    assert "best_objective" in parent.data.metrics
+    children = _children(uri, parent.info.run_id)
+    by_trial = {c.data.tags["trial_id"]: c for c in children}
+    assert len(children) == 3 and set(by_trial) == {r["trial_id"] for r in _rows(out)}
+    best = [c for c in children if c.data.tags.get("best_trial") == "true"]
+    assert [c.data.tags["trial_id"] for c in best] == [summary["best"]["trial_id"]]
+    for c in children:
+        if c.data.tags["status"] == "failed":
+            assert c.info.status == "FAILED" and c.data.tags["error"].startswith("diverged")
+        else:
+            assert c.info.status == "FINISHED" and "final_" + OBJECTIVE in c.data.metrics
+            assert {"one_minus_beta", "beta", "d_token", "lr"} <= set(c.data.params)
+            steps = [m.step for m in client.get_metric_history(c.info.run_id, "train_loss")]
+            assert steps[:2] == [1, 2], "per-epoch metrics"
+
+
+class _InterruptOnce(tune.Callback):
+    """Like Ctrl+C: sends Tune's stop signal (SIGUSR1) to this process after the first finished
+    trial, once (the flag file), since Tune keeps its callbacks with the experiment for a restore."""
+
+    def __init__(self, flag: Path):
+        self.flag = str(flag)
+
+    def on_trial_complete(self, iteration, trials, trial, **info):
+        if os.path.exists(self.flag):
+            os.remove(self.flag)
+            os.kill(os.getpid(), signal.SIGUSR1)
+
+
+def test_an_interrupted_sweep_resumes_to_the_requested_trials(tmp_path, tiny_zoo, ray_session, tune_mlflow):
+    uri = tune_mlflow
+    out = tmp_path / "sweep"
+    flag = tmp_path / "interrupt-once"
+    flag.touch()
+    kwargs = dict(num_samples=3, tracking_uri=uri, **TINY)
+    with pytest.raises(SweepInterrupted, match="run the same command again"):
+        run_sweep(tiny_zoo, str(out), callbacks=[_InterruptOnce(flag)], **kwargs)
+    assert not flag.exists()
+    first = _rows(out)
+    assert 1 <= len([r for r in first if r["status"] == "completed"]) and len(first) < 4
+    assert tune.Tuner.can_restore(str(out / "ray_tune" / "sweep"))
+    assert not (out / "best_config.json").exists()
+
+    summary = run_sweep(tiny_zoo, str(out), **kwargs)  # the same call continues the sweep
+    rows = _rows(out)
+    assert len(rows) == 3 and summary["trials"] == 3
+    assert {r["trial_id"] for r in first} <= {r["trial_id"] for r in rows}
+    assert all(r["status"] in ("completed", "stopped_early") for r in rows)
+    AEConfig(**json.loads((out / "best_config.json").read_text()))
+    children = _children(uri, summary["mlflow_parent_run_id"])
+    assert sorted(c.data.tags["trial_id"] for c in children) == sorted(r["trial_id"] for r in rows)
+    state = json.loads((out / "sweep.json").read_text())
+    assert state["mlflow_parent_run_id"] == summary["mlflow_parent_run_id"], "one parent run for both"
