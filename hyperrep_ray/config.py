@@ -343,6 +343,9 @@ class ExperimentsConfig(StrictModel):
         description="samplers of Figure 4 (see SAMPLERS)",
     )
     gan_epochs: int = Field(1000, ge=1)
+    bandwidth: float | None = Field(
+        None, gt=0, description="KDE bandwidth of the KDE samplers; None = the paper's 0.002"
+    )
     ensemble_sizes: tuple[int, ...] = (1, 2, 3, 5, 10)
     ensemble_repeats: int = Field(15, ge=1)
     transfer_methods: tuple[str, ...] = ("kde30",)
