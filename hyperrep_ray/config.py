@@ -324,6 +324,7 @@ SAMPLERS: dict[str, str] = {
     "kde30": "S_KDE30",
     "kde-joint": "S_KDEJ",
     "kde-joint30": "S_KDEJ30",
+    "kde30-code": "S_KDE30code",  # the per-dimension KDE as the 2022 authors' code runs it
     "neigh": "S_Neigh",
     "neigh30": "S_Neigh30",
     "gan": "S_GAN",

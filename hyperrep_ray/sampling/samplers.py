@@ -5,10 +5,12 @@ accuracy of each anchored model. Every sampler is seeded and deterministic (on o
 returns ``np.ndarray[n, D]`` float32 in [-1, 1], ready for the decoder.
 
 Population names follow the paper: S_U (uniform), S_C (counterfactual), S_KDE (per-dimension KDE),
-S_Neigh (UMAP neighbourhood), S_GAN (latent GAN); the ``*30`` variants use only the anchors of the top
-30 % models. S_KDEJ (joint, full-dimensional KDE) is ours: it keeps the correlations between the
-coordinates of z that the per-dimension KDE deliberately discards (see DESIGN.md: on small zoos those
-correlations are what makes decoded samples work).
+S_Neigh (UMAP neighbourhood), S_GAN (latent GAN, in :mod:`hyperrep_ray.sampling.gan`); the ``*30``
+variants use only the anchors of the top 30 % models. S_KDEJ (joint, full-dimensional KDE) is ours: it
+keeps the correlations between the coordinates of z that the per-dimension KDE deliberately discards
+(see DESIGN.md: on small zoos those correlations are what makes decoded samples work). S_KDE30code
+(``kde30-code``) is the per-dimension KDE as the authors' code runs it, which is not what the paper's
+text describes (see :mod:`hyperrep_ray.sampling.published_kde`).
 """
 
 from __future__ import annotations
@@ -21,14 +23,15 @@ from typing import Any
 
 import numpy as np
 import torch
-from torch import nn
 
 from hyperrep_ray.config import SAMPLERS
+from hyperrep_ray.sampling.checks import check_anchors, check_bandwidth, check_n, finish
+from hyperrep_ray.sampling.gan import DEFAULT_GAN_EPOCHS, derived_seed, sample_gan, train_latent_gan
+from hyperrep_ray.sampling.published_kde import PUBLISHED_BANDWIDTH, sample_kde_code
 
 __all__ = [
     "DEFAULT_BANDWIDTH",
     "DEFAULT_GAN_EPOCHS",
-    "GAN_NOISE_DIM",
     "TOP_FRACTION",
     "SAMPLERS",
     "top_fraction",
@@ -39,64 +42,20 @@ __all__ = [
     "sample_kde_joint",
     "sample_counterfactual",
     "sample_neighborhood",
-    "LatentGenerator",
-    "LatentDiscriminator",
-    "train_latent_gan",
-    "sample_gan",
     "sample",
+    "split_method",
 ]
 
 #: KDE bandwidth h. The paper leaves h unstated ("a bandwidth hyperparameter", Section 3.2.2); 0.002 is
-#: the value used by the 2022 reference code, as recorded in this project's task statement. It is small
-#: relative to the anchors' spread (z in [-1, 1]), so S_KDE draws stay close to anchor coordinates.
-DEFAULT_BANDWIDTH = 0.002
+#: the value in the 2022 authors' code (``sample_finetune_auxiliaries.py``). It is small relative to
+#: the anchors' spread (z in [-1, 1]), so S_KDE draws stay close to anchor coordinates.
+DEFAULT_BANDWIDTH = PUBLISHED_BANDWIDTH
 #: Fraction of best anchors kept by the ``*30`` samplers (paper Section 3.2: "top 30 %").
 TOP_FRACTION = 0.3
-#: GAN schedule and noise size from paper Appendix E.2.
-DEFAULT_GAN_EPOCHS = 1000
-GAN_NOISE_DIM = 16
-GAN_BATCH_SIZE = 32
-GAN_LR_GENERATOR = 1e-4
-GAN_LR_DISCRIMINATOR = 2e-4
-#: Adam betas: not stated in the paper; (0.5, 0.999) is the usual GAN choice.
-GAN_ADAM_BETAS = (0.5, 0.999)
 
 # Largest number of float64 values a density evaluation materialises at once (32 MiB).
 _CHUNK_ELEMENTS = 4_000_000
 _SQRT_2PI = math.sqrt(2.0 * math.pi)
-
-
-# --------------------------------------------------------------------------------------------------
-# validation helpers
-
-
-def _check_anchors(anchors: Any, min_rows: int = 1) -> np.ndarray:
-    """Anchors as a finite float64 [M, D] array; fail early with a message that names the problem."""
-    arr = np.asarray(anchors, dtype=np.float64)
-    if arr.ndim != 2:
-        raise ValueError(f"anchors must be a 2-d array [M, D], got shape {arr.shape}")
-    if arr.shape[0] < min_rows or arr.shape[1] < 1:
-        raise ValueError(f"anchors need at least {min_rows} row(s) and 1 column, got shape {arr.shape}")
-    if not np.isfinite(arr).all():
-        raise ValueError("anchors contain NaN or infinite values")
-    return arr
-
-
-def _check_n(n: int) -> int:
-    if int(n) != n or n < 0:
-        raise ValueError(f"n must be a non-negative integer, got {n!r}")
-    return int(n)
-
-
-def _check_bandwidth(bandwidth: float) -> float:
-    if not (np.isfinite(bandwidth) and bandwidth > 0):
-        raise ValueError(f"bandwidth must be a positive finite number, got {bandwidth!r}")
-    return float(bandwidth)
-
-
-def _finish(z: np.ndarray) -> np.ndarray:
-    """Clip to the tanh range the decoder was trained on and return contiguous float32."""
-    return np.ascontiguousarray(np.clip(z, -1.0, 1.0), dtype=np.float32)
 
 
 # --------------------------------------------------------------------------------------------------
@@ -131,7 +90,7 @@ def top_fraction(
 
     See :func:`top_fraction_indices` for the count (ceil) and tie rule.
     """
-    arr = _check_anchors(anchors)
+    arr = check_anchors(anchors)
     acc = np.asarray(accuracies).ravel()
     if acc.shape[0] != arr.shape[0]:
         raise ValueError(f"got {arr.shape[0]} anchors but {acc.shape[0]} accuracies")
@@ -161,8 +120,8 @@ def kde_density(anchors: np.ndarray, points: np.ndarray, bandwidth: float = DEFA
     This is the density S_KDE samples from and S_C avoids (paper Section 3.2.2); exposed so that the
     two can be checked against each other.
     """
-    arr = _check_anchors(anchors)
-    h = _check_bandwidth(bandwidth)
+    arr = check_anchors(anchors)
+    h = check_bandwidth(bandwidth)
     pts = np.asarray(points, dtype=np.float64)
     if pts.ndim != 2 or pts.shape[1] != arr.shape[1]:
         raise ValueError(f"points must have shape [n, {arr.shape[1]}], got {pts.shape}")
@@ -172,11 +131,11 @@ def kde_density(anchors: np.ndarray, points: np.ndarray, bandwidth: float = DEFA
 
 def sample_uniform(n: int, dim: int, seed: int) -> np.ndarray:
     """S_U: uniform in the tanh box [-1, 1]^D, the naive baseline / sanity check of Section 3.2.1."""
-    n = _check_n(n)
+    n = check_n(n)
     if dim < 1:
         raise ValueError(f"dim must be >= 1, got {dim}")
     rng = np.random.default_rng(seed)
-    return _finish(rng.uniform(-1.0, 1.0, size=(n, int(dim))))
+    return finish(rng.uniform(-1.0, 1.0, size=(n, int(dim))))
 
 
 def sample_kde(
@@ -189,14 +148,14 @@ def sample_kde(
     clipped to [-1, 1] (the encoder's tanh range) rather than renormalising the KDE's tails; with the
     default h = 0.002 this moves only draws of anchors within a few h of the boundary.
     """
-    arr = _check_anchors(anchors)
-    n = _check_n(n)
-    h = _check_bandwidth(bandwidth)
+    arr = check_anchors(anchors)
+    n = check_n(n)
+    h = check_bandwidth(bandwidth)
     m, d = arr.shape
     rng = np.random.default_rng(seed)
     idx = rng.integers(0, m, size=(n, d))
     z = arr[idx, np.arange(d)[None, :]] + h * rng.standard_normal((n, d))
-    return _finish(z)
+    return finish(z)
 
 
 def sample_kde_joint(
@@ -207,14 +166,14 @@ def sample_kde_joint(
     Unlike S_KDE this keeps the correlations between coordinates (samples are noisy anchors). Clipped
     to [-1, 1] like S_KDE.
     """
-    arr = _check_anchors(anchors)
-    n = _check_n(n)
-    h = _check_bandwidth(bandwidth)
+    arr = check_anchors(anchors)
+    n = check_n(n)
+    h = check_bandwidth(bandwidth)
     m, d = arr.shape
     rng = np.random.default_rng(seed)
     idx = rng.integers(0, m, size=n)
     z = arr[idx] + h * rng.standard_normal((n, d))
-    return _finish(z)
+    return finish(z)
 
 
 def sample_counterfactual(
@@ -236,9 +195,9 @@ def sample_counterfactual(
     the anchors) and would not define a proper density. Drawn exactly by rejection sampling: propose
     u ~ U(low, high), accept with probability ``(p_max_j - p_j(u)) / p_max_j``.
     """
-    arr = _check_anchors(anchors)
-    n = _check_n(n)
-    h = _check_bandwidth(bandwidth)
+    arr = check_anchors(anchors)
+    n = check_n(n)
+    h = check_bandwidth(bandwidth)
     if not -1.0 <= low < high <= 1.0:
         raise ValueError(f"need -1 <= low < high <= 1, got low={low}, high={high}")
     m, d = arr.shape
@@ -263,7 +222,7 @@ def sample_counterfactual(
     else:
         if rows.size:
             raise RuntimeError(f"counterfactual rejection sampling did not finish in {max_rounds} rounds")
-    return _finish(out)
+    return finish(out)
 
 
 # --------------------------------------------------------------------------------------------------
@@ -293,8 +252,8 @@ def sample_neighborhood(
     The first call in a process JIT-compiles UMAP's numba code (~10 s on a laptop CPU);
     ``return_timing=True`` also returns {"fit_s", "inverse_s"}.
     """
-    arr = _check_anchors(anchors, min_rows=n_components + 2)
-    n = _check_n(n)
+    arr = check_anchors(anchors, min_rows=n_components + 2)
+    n = check_n(n)
     m, d = arr.shape
     with warnings.catch_warnings():  # slow import (numba); umap warns that TensorFlow is absent
         warnings.simplefilter("ignore", ImportWarning)
@@ -339,140 +298,10 @@ def sample_neighborhood(
             low_dim = rng.uniform(lo, hi, size=(n, n_components))
         z = reducer.inverse_transform(low_dim.astype(np.float32))
     t2 = time.perf_counter()
-    result = _finish(z)
+    result = finish(z)
     if return_timing:
         return result, {"fit_s": t1 - t0, "inverse_s": t2 - t1}
     return result
-
-
-# --------------------------------------------------------------------------------------------------
-# latent GAN (Appendix E.2)
-
-
-class LatentGenerator(nn.Module):
-    """Generator 16 -> 128 -> 256 -> 512 -> D with ReLU (Appendix E.2).
-
-    The tanh on the output is ours: it keeps samples in the encoder's tanh range [-1, 1] by construction.
-    """
-
-    def __init__(self, dim: int, noise_dim: int = GAN_NOISE_DIM) -> None:
-        super().__init__()
-        self.dim = int(dim)
-        self.noise_dim = int(noise_dim)
-        self.net = nn.Sequential(
-            nn.Linear(noise_dim, 128),
-            nn.ReLU(),
-            nn.Linear(128, 256),
-            nn.ReLU(),
-            nn.Linear(256, 512),
-            nn.ReLU(),
-            nn.Linear(512, dim),
-            nn.Tanh(),
-        )
-        self.loss_history: list[tuple[float, float]] = []  # (discriminator, generator) per epoch
-
-    def forward(self, noise: torch.Tensor) -> torch.Tensor:
-        return self.net(noise)
-
-
-class LatentDiscriminator(nn.Module):
-    """Discriminator D -> 1024 -> 512 -> 256 -> 1 logit, ReLU (as in the paper), spectral norm everywhere."""
-
-    def __init__(self, dim: int) -> None:
-        super().__init__()
-        sn = nn.utils.parametrizations.spectral_norm
-        self.net = nn.Sequential(
-            sn(nn.Linear(dim, 1024)),
-            nn.ReLU(),
-            sn(nn.Linear(1024, 512)),
-            nn.ReLU(),
-            sn(nn.Linear(512, 256)),
-            nn.ReLU(),
-            sn(nn.Linear(256, 1)),
-        )
-
-    def forward(self, z: torch.Tensor) -> torch.Tensor:
-        return self.net(z)
-
-
-def _derived_seed(seed: int, stream: int) -> int:
-    """Independent sub-seeds from one user seed (init / shuffling / noise must not share a stream)."""
-    return int(np.random.SeedSequence([int(seed), stream]).generate_state(1, dtype=np.uint64)[0] >> 1)
-
-
-def train_latent_gan(
-    anchors: np.ndarray,
-    seed: int,
-    epochs: int = DEFAULT_GAN_EPOCHS,
-    batch_size: int = GAN_BATCH_SIZE,
-    noise_dim: int = GAN_NOISE_DIM,
-    device: str | torch.device = "cpu",
-) -> LatentGenerator:
-    """Train S_GAN's generator on the anchors (Appendix E.2) and return it in eval mode.
-
-    Non-saturating GAN loss with BCE-on-logits; Adam with the two time-scale rule (lr 1e-4 generator,
-    2e-4 discriminator), one discriminator and one generator step per batch. An epoch is one shuffled
-    pass over the anchors (last partial batch kept, so fewer than 32 anchors still train). Seeded
-    without touching the global torch RNG; bitwise reproducible on CPU.
-    """
-    arr = _check_anchors(anchors)
-    if epochs < 0 or batch_size < 1:
-        raise ValueError(f"need epochs >= 0 and batch_size >= 1, got {epochs}, {batch_size}")
-    m, d = arr.shape
-    dev = torch.device(device)
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(_derived_seed(seed, 0))
-        gen = LatentGenerator(d, noise_dim).to(dev)
-        disc = LatentDiscriminator(d).to(dev)
-    g_cpu = torch.Generator().manual_seed(_derived_seed(seed, 1))
-    opt_g = torch.optim.Adam(gen.parameters(), lr=GAN_LR_GENERATOR, betas=GAN_ADAM_BETAS)
-    opt_d = torch.optim.Adam(disc.parameters(), lr=GAN_LR_DISCRIMINATOR, betas=GAN_ADAM_BETAS)
-    bce = nn.BCEWithLogitsLoss()
-    data = torch.as_tensor(arr, dtype=torch.float32, device=dev)
-    gen.train()
-    disc.train()
-    for _ in range(epochs):
-        perm = torch.randperm(m, generator=g_cpu).to(dev)
-        d_sum = g_sum = 0.0
-        n_batches = 0
-        for start in range(0, m, batch_size):
-            real = data[perm[start : start + batch_size]]
-            b = real.shape[0]
-            ones = torch.ones(b, 1, device=dev)
-            zeros = torch.zeros(b, 1, device=dev)
-            fake = gen(torch.randn(b, noise_dim, generator=g_cpu).to(dev))
-
-            loss_d = bce(disc(real), ones) + bce(disc(fake.detach()), zeros)
-            opt_d.zero_grad(set_to_none=True)
-            loss_d.backward()
-            opt_d.step()
-
-            loss_g = bce(disc(fake), ones)  # non-saturating: maximise log D(G(n))
-            opt_g.zero_grad(set_to_none=True)
-            loss_g.backward()
-            opt_g.step()
-
-            d_sum += float(loss_d.detach())
-            g_sum += float(loss_g.detach())
-            n_batches += 1
-        gen.loss_history.append((d_sum / n_batches, g_sum / n_batches))
-    return gen.eval()
-
-
-def sample_gan(gen: LatentGenerator, n: int, seed: int) -> np.ndarray:
-    """S_GAN: push seeded Gaussian noise through a trained generator (noise drawn on CPU, so the noise
-    is the same whatever device the generator lives on)."""
-    n = _check_n(n)
-    noise_dim = int(getattr(gen, "noise_dim", GAN_NOISE_DIM))
-    dev = next(gen.parameters()).device
-    g_cpu = torch.Generator().manual_seed(int(seed))
-    noise = torch.randn(n, noise_dim, generator=g_cpu)
-    was_training = gen.training
-    gen.eval()
-    with torch.no_grad():
-        z = gen(noise.to(dev)).cpu().numpy()
-    gen.train(was_training)
-    return _finish(z)
 
 
 # --------------------------------------------------------------------------------------------------
@@ -499,14 +328,12 @@ def sample(
     """
     if method not in SAMPLERS:
         raise ValueError(f"unknown sampling method {method!r}; valid methods: {', '.join(SAMPLERS)}")
-    arr = _check_anchors(anchors)
-    if method.endswith("30"):
+    arr = check_anchors(anchors)
+    base, top = split_method(method)
+    if top:
         if accuracies is None:
             raise ValueError(f"method {method!r} selects the top {fraction:.0%} anchors and needs accuracies")
         arr = top_fraction(arr, accuracies, fraction)
-        base = method[:-2]
-    else:
-        base = method
     if base == "uniform":
         return sample_uniform(n, arr.shape[1], seed)
     if base == "counterfactual":
@@ -515,10 +342,19 @@ def sample(
         return sample_kde(arr, n, bandwidth=bandwidth, seed=seed)
     if base == "kde-joint":
         return sample_kde_joint(arr, n, bandwidth=bandwidth, seed=seed)
+    if base == "kde-code":
+        return sample_kde_code(arr, n, bandwidth=bandwidth, seed=seed)
     if base == "neigh":
         out = sample_neighborhood(arr, n, seed=seed, **(neigh_kwargs or {}))
         return out[0] if isinstance(out, tuple) else out
     if base == "gan":
         gen = train_latent_gan(arr, seed=seed, epochs=gan_epochs, device=device)
-        return sample_gan(gen, n, seed=_derived_seed(seed, 2))
+        return sample_gan(gen, n, seed=derived_seed(seed, 2))
     raise AssertionError(f"unhandled method {method!r}")  # pragma: no cover - SAMPLERS and dispatch agree
+
+
+def split_method(method: str) -> tuple[str, bool]:
+    """(base sampler, whether it keeps only the top anchors) of a method name: the "30" in
+    ``kde-joint30`` or ``kde30-code`` marks the top-30 % variant."""
+    base = method.replace("30", "", 1)
+    return base, base != method

@@ -10,6 +10,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from hyperrep_ray.sampling import gan as G
 from hyperrep_ray.sampling import samplers as S
 
 M, D, N = 40, 8, 25
@@ -26,7 +27,17 @@ def accuracies() -> np.ndarray:
     return np.random.default_rng(1).uniform(0.1, 0.95, size=M)
 
 
-FAST_METHODS = ["uniform", "counterfactual", "kde", "kde30", "kde-joint", "kde-joint30", "gan", "gan30"]
+FAST_METHODS = [
+    "uniform",
+    "counterfactual",
+    "kde",
+    "kde30",
+    "kde-joint",
+    "kde-joint30",
+    "kde30-code",
+    "gan",
+    "gan30",
+]
 
 
 def _draw(method, anchors, accuracies, seed, n=N):
@@ -152,19 +163,20 @@ def test_kde_density_matches_scipy_gaussian_kde():
 
 
 def test_gan_trains_and_samples(anchors):
-    gen = S.train_latent_gan(anchors, seed=0, epochs=3, batch_size=32)
+    gen = G.train_latent_gan(anchors, seed=0, epochs=3, batch_size=32)
     assert len(gen.loss_history) == 3 and np.isfinite(gen.loss_history).all()
-    z = S.sample_gan(gen, 17, seed=0)
+    z = G.sample_gan(gen, 17, seed=0)
     assert z.shape == (17, D) and z.dtype == np.float32
-    assert np.array_equal(z, S.sample_gan(gen, 17, seed=0))
-    assert not np.array_equal(z, S.sample_gan(gen, 17, seed=1))
-    again = S.train_latent_gan(anchors, seed=0, epochs=3, batch_size=32)
-    assert np.array_equal(z, S.sample_gan(again, 17, seed=0)), "GAN training not reproducible"
+    assert np.array_equal(z, G.sample_gan(gen, 17, seed=0))
+    assert not np.array_equal(z, G.sample_gan(gen, 17, seed=1))
+    again = G.train_latent_gan(anchors, seed=0, epochs=3, batch_size=32)
+    assert np.array_equal(z, G.sample_gan(again, 17, seed=0)), "GAN training not reproducible"
 
 
 def test_registry_and_unknown_method(anchors, accuracies):
     assert S.SAMPLERS["kde30"] == "S_KDE30" and S.SAMPLERS["counterfactual"] == "S_C"
-    assert len(S.SAMPLERS) == 10
+    assert S.SAMPLERS["kde30-code"] == "S_KDE30code"
+    assert len(S.SAMPLERS) == 11
     with pytest.raises(ValueError, match="valid methods: uniform, counterfactual"):
         S.sample("vae", anchors, accuracies, 5, 0)
     with pytest.raises(ValueError, match="accuracies"):

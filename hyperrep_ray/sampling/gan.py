@@ -1,0 +1,159 @@
+"""S_GAN: a latent GAN trained on the anchors' embeddings (Schürholt et al. 2022, Appendix E.2).
+
+A small generator maps 16-d Gaussian noise to embeddings z; a spectrally normalised discriminator
+tells them from the anchors. Seeded without touching the global torch RNG, so a run is bitwise
+reproducible on CPU.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+from torch import nn
+
+from hyperrep_ray.sampling.checks import check_anchors, check_n, finish
+
+__all__ = [
+    "DEFAULT_GAN_EPOCHS",
+    "GAN_NOISE_DIM",
+    "LatentGenerator",
+    "LatentDiscriminator",
+    "derived_seed",
+    "train_latent_gan",
+    "sample_gan",
+]
+
+#: GAN schedule and noise size from paper Appendix E.2.
+DEFAULT_GAN_EPOCHS = 1000
+GAN_NOISE_DIM = 16
+GAN_BATCH_SIZE = 32
+GAN_LR_GENERATOR = 1e-4
+GAN_LR_DISCRIMINATOR = 2e-4
+#: Adam betas: not stated in the paper; (0.5, 0.999) is the usual GAN choice.
+GAN_ADAM_BETAS = (0.5, 0.999)
+
+
+class LatentGenerator(nn.Module):
+    """Generator 16 -> 128 -> 256 -> 512 -> D with ReLU (Appendix E.2).
+
+    The tanh on the output is ours: it keeps samples in the encoder's tanh range [-1, 1] by construction.
+    """
+
+    def __init__(self, dim: int, noise_dim: int = GAN_NOISE_DIM) -> None:
+        super().__init__()
+        self.dim = int(dim)
+        self.noise_dim = int(noise_dim)
+        self.net = nn.Sequential(
+            nn.Linear(noise_dim, 128),
+            nn.ReLU(),
+            nn.Linear(128, 256),
+            nn.ReLU(),
+            nn.Linear(256, 512),
+            nn.ReLU(),
+            nn.Linear(512, dim),
+            nn.Tanh(),
+        )
+        self.loss_history: list[tuple[float, float]] = []  # (discriminator, generator) per epoch
+
+    def forward(self, noise: torch.Tensor) -> torch.Tensor:
+        return self.net(noise)
+
+
+class LatentDiscriminator(nn.Module):
+    """Discriminator D -> 1024 -> 512 -> 256 -> 1 logit, ReLU (as in the paper), spectral norm everywhere."""
+
+    def __init__(self, dim: int) -> None:
+        super().__init__()
+        sn = nn.utils.parametrizations.spectral_norm
+        self.net = nn.Sequential(
+            sn(nn.Linear(dim, 1024)),
+            nn.ReLU(),
+            sn(nn.Linear(1024, 512)),
+            nn.ReLU(),
+            sn(nn.Linear(512, 256)),
+            nn.ReLU(),
+            sn(nn.Linear(256, 1)),
+        )
+
+    def forward(self, z: torch.Tensor) -> torch.Tensor:
+        return self.net(z)
+
+
+def derived_seed(seed: int, stream: int) -> int:
+    """Independent sub-seeds from one user seed (init / shuffling / noise must not share a stream)."""
+    return int(np.random.SeedSequence([int(seed), stream]).generate_state(1, dtype=np.uint64)[0] >> 1)
+
+
+def train_latent_gan(
+    anchors: np.ndarray,
+    seed: int,
+    epochs: int = DEFAULT_GAN_EPOCHS,
+    batch_size: int = GAN_BATCH_SIZE,
+    noise_dim: int = GAN_NOISE_DIM,
+    device: str | torch.device = "cpu",
+) -> LatentGenerator:
+    """Train S_GAN's generator on the anchors (Appendix E.2) and return it in eval mode.
+
+    Non-saturating GAN loss with BCE-on-logits; Adam with the two time-scale rule (lr 1e-4 generator,
+    2e-4 discriminator), one discriminator and one generator step per batch. An epoch is one shuffled
+    pass over the anchors (last partial batch kept, so fewer than 32 anchors still train). Seeded
+    without touching the global torch RNG; bitwise reproducible on CPU.
+    """
+    arr = check_anchors(anchors)
+    if epochs < 0 or batch_size < 1:
+        raise ValueError(f"need epochs >= 0 and batch_size >= 1, got {epochs}, {batch_size}")
+    m, d = arr.shape
+    dev = torch.device(device)
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(derived_seed(seed, 0))
+        gen = LatentGenerator(d, noise_dim).to(dev)
+        disc = LatentDiscriminator(d).to(dev)
+    g_cpu = torch.Generator().manual_seed(derived_seed(seed, 1))
+    opt_g = torch.optim.Adam(gen.parameters(), lr=GAN_LR_GENERATOR, betas=GAN_ADAM_BETAS)
+    opt_d = torch.optim.Adam(disc.parameters(), lr=GAN_LR_DISCRIMINATOR, betas=GAN_ADAM_BETAS)
+    bce = nn.BCEWithLogitsLoss()
+    data = torch.as_tensor(arr, dtype=torch.float32, device=dev)
+    gen.train()
+    disc.train()
+    for _ in range(epochs):
+        perm = torch.randperm(m, generator=g_cpu).to(dev)
+        d_sum = g_sum = 0.0
+        n_batches = 0
+        for start in range(0, m, batch_size):
+            real = data[perm[start : start + batch_size]]
+            b = real.shape[0]
+            ones = torch.ones(b, 1, device=dev)
+            zeros = torch.zeros(b, 1, device=dev)
+            fake = gen(torch.randn(b, noise_dim, generator=g_cpu).to(dev))
+
+            loss_d = bce(disc(real), ones) + bce(disc(fake.detach()), zeros)
+            opt_d.zero_grad(set_to_none=True)
+            loss_d.backward()
+            opt_d.step()
+
+            loss_g = bce(disc(fake), ones)  # non-saturating: maximise log D(G(n))
+            opt_g.zero_grad(set_to_none=True)
+            loss_g.backward()
+            opt_g.step()
+
+            d_sum += float(loss_d.detach())
+            g_sum += float(loss_g.detach())
+            n_batches += 1
+        gen.loss_history.append((d_sum / n_batches, g_sum / n_batches))
+    return gen.eval()
+
+
+def sample_gan(gen: LatentGenerator, n: int, seed: int) -> np.ndarray:
+    """S_GAN: push seeded Gaussian noise through a trained generator (noise drawn on CPU, so the noise
+    is the same whatever device the generator lives on)."""
+    n = check_n(n)
+    noise_dim = int(getattr(gen, "noise_dim", GAN_NOISE_DIM))
+    dev = next(gen.parameters()).device
+    g_cpu = torch.Generator().manual_seed(int(seed))
+    noise = torch.randn(n, noise_dim, generator=g_cpu)
+    was_training = gen.training
+    gen.eval()
+    with torch.no_grad():
+        z = gen(noise.to(dev)).cpu().numpy()
+    gen.train(was_training)
+    return finish(z)
