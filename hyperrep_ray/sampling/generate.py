@@ -3,6 +3,8 @@
 ``generate(ae_dir, n, out_dir)`` samples ``n`` embeddings around the autoencoder's train-split anchors
 (``anchors.npz``, written with the autoencoder; default sampler S_KDE30, paper Section 3.2), decodes
 them and writes one ``model_{i:03d}.safetensors`` per sample plus ``generated.json`` listing them.
+When the autoencoder's zoo can be read, ``generated.json`` also says how new each model is: its
+nearest train checkpoint and how close (``hyperrep_ray.weightspace.novelty``).
 
 Loading a generated model needs only PyTorch and safetensors::
 
@@ -18,13 +20,16 @@ The files use the zoo CNN's ``state_dict`` keys (``conv1.weight``, ..., ``fc2.bi
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
+from hyperrep_ray import store
 from hyperrep_ray.io import write_json
+from hyperrep_ray.sampling.novelty_setup import novelty_setup
 from hyperrep_ray.sampling.samplers import DEFAULT_BANDWIDTH, SAMPLERS, sample
 
-__all__ = ["load_anchors", "sample_embeddings", "generate"]
+__all__ = ["load_anchors", "sample_embeddings", "novelty_listing", "generate"]
 
 
 def load_anchors(ae_dir: str | Path) -> tuple[np.ndarray, np.ndarray]:
@@ -58,13 +63,16 @@ def generate(
     method: str = "kde30",
     seed: int = 0,
     bandwidth: float | None = None,
+    novelty: bool = True,
+    data_root: str | None = None,
 ) -> list[Path]:
     """Sample, decode and write ``n`` models; returns the paths of the weight files.
 
     Each file's safetensors metadata records the activation, the sampler (method and paper name),
     seed, bandwidth, sample index and the autoencoder's path; ``generated.json`` lists the files with
     the same settings (written last, so its presence means the set is complete). Decoded vectors
-    that are not finite are still written, and listed under ``non_finite``.
+    that are not finite are still written, and listed under ``non_finite``. With ``novelty``,
+    ``generated.json`` adds :func:`novelty_listing` (``data_root``: where a non-digits zoo's images are).
     """
     from hyperrep_ray.autoencoder.bundle import HyperRepresentation
     from hyperrep_ray.zoo.weights_io import save_weights
@@ -101,5 +109,36 @@ def generate(
         "non_finite": [p.name for p, w in zip(paths, weights, strict=True) if not np.isfinite(w).all()],
         "loader": "from hyperrep_ray.zoo.weights_io import load_zoo_cnn; model = load_zoo_cnn(path)",
     }
+    if novelty:
+        listing.update(novelty_listing(ae_dir, weights, [p.name for p in paths], data_root))
     write_json(out / "generated.json", listing)
     return paths
+
+
+def novelty_listing(
+    ae_dir: str | Path, weights: np.ndarray, names: list[str], data_root: str | None = None
+) -> dict[str, Any]:
+    """``{"novelty": ...}`` for generated.json: the reference (zoo, epoch window, number of train
+    checkpoints, L2 scale), the population summary and one record per model name (nearest train
+    checkpoint by L2 in canonical order, most similar by wrong predictions). When the zoo or its
+    images cannot be read: ``{"novelty": None, "novelty_note": why}``."""
+    try:
+        setup = novelty_setup(ae_dir, data_root=data_root)
+    except (FileNotFoundError, store.StoreError) as e:  # DatasetNotFoundError is a FileNotFoundError
+        return {"novelty": None, "novelty_note": f"not measured: {e}"}
+    scores = setup.score(weights)
+    ref = setup.reference
+    return {
+        "novelty": {
+            "reference": {
+                "zoo": setup.zoo,
+                "split": "train",
+                "epochs_window": list(setup.epochs_window),
+                "n_checkpoints": int(ref.model_id.size),
+                "l2_scale": ref.scale,
+                "test_images": int(ref.masks.shape[1]),
+            },
+            "summary": scores.summary().model_dump(),
+            "models": {n: r.model_dump() for n, r in zip(names, scores.records(ref), strict=True)},
+        }
+    }
