@@ -1,4 +1,6 @@
-"""The Ray Tune sweep on real Ray Tune: tiny trials (smoke preset, 2 epochs) on the tiny digits zoo."""
+"""The Ray Tune sweep on real Ray Tune: tiny trials (smoke preset, 2 epochs) on the tiny digits zoo.
+
+End to end (Ray Tune, Ray Train loops, MLflow), so marked slow."""
 
 import csv
 import json
@@ -11,20 +13,22 @@ import pytest
 from mlflow.tracking import MlflowClient
 from ray import tune
 
-from hyperrep_ray.cli import main as cli
-from hyperrep_ray.config import AEConfig, ae_preset
-from hyperrep_ray.tune.sweep import (
-    DEFAULT_BANDWIDTHS,
-    OBJECTIVE,
-    SweepInterrupted,
-    default_point,
-    run_sweep,
-    search_space,
-    trial_ae_config,
-)
+from hyperrep_ray.cli.main import build_parser
+from hyperrep_ray.cli.train_ae import ae_config
+from hyperrep_ray.config import AEConfig, ConfigError, ae_preset
+from hyperrep_ray.tune.config import SweepConfig
+from hyperrep_ray.tune.objective import OBJECTIVE
+from hyperrep_ray.tune.space import TUNED_FIELDS, default_point
+from hyperrep_ray.tune.sweep import SweepInterrupted, run_sweep
+
+pytestmark = pytest.mark.slow
 
 BANDWIDTHS = (0.01, 0.1, 1.0)
-TINY = {"preset": "smoke", "max_epochs": 2, "bandwidths": BANDWIDTHS, "n_samples": 8, "verbose": 0}
+TINY = {"preset": "smoke", "max_epochs": 2, "bandwidths": BANDWIDTHS, "n_samples": 8}
+
+
+def tiny_sweep(zoo: str, out, **values) -> SweepConfig:
+    return SweepConfig(zoo=zoo, out=str(out), **TINY, **values)
 
 
 def _rows(out) -> list[dict[str, str]]:
@@ -49,33 +53,16 @@ def tune_mlflow(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def smoke_sweep(tmp_path_factory, tiny_zoo, ray_session, tune_mlflow):
-    """3 trials: one diverging (Adam at lr 1e30 overflows the weights after its first step), the
-    preset's default, and one from Optuna."""
+    """3 trials: the preset's default, one diverging (Adam at lr 1e30 overflows the weights after its
+    first step), and one from Optuna."""
     root = tmp_path_factory.mktemp("tune")
     uri = tune_mlflow
     base = ae_preset("smoke")
     diverging = {**default_point(base), "lr": 1e30}
     out = root / "sweep"
-    summary = run_sweep(
-        tiny_zoo,
-        str(out),
-        num_samples=3,
-        tracking_uri=uri,
-        points_to_evaluate=[diverging, default_point(base)],
-        **TINY,
-    )
+    config = tiny_sweep(tiny_zoo, out, num_samples=3, points_to_evaluate=[default_point(base), diverging])
+    summary = run_sweep(config, tracking_uri=uri, verbose=0)
     return out, summary, uri
-
-
-def test_search_space_covers_the_issue_ranges():
-    base = ae_preset("quick")
-    space = search_space(base)
-    assert space["one_minus_beta"].lower == pytest.approx(1e-3) and space["one_minus_beta"].upper == 0.5
-    assert all(d % base.n_heads == 0 for d in space["d_token"].categories)
-    assert base.d_token in space["d_token"].categories and base.d_z in space["d_z"].categories
-    assert DEFAULT_BANDWIDTHS[0] == 0.002 and DEFAULT_BANDWIDTHS[-1] == 1.0
-    cfg = trial_ae_config(base, {**default_point(base), "one_minus_beta": 0.01})
-    assert cfg.beta == pytest.approx(0.99) and cfg.d_token == base.d_token
 
 
 def test_smoke_sweep_writes_a_best_config_that_train_ae_accepts(smoke_sweep, tiny_zoo, tmp_path):
@@ -85,11 +72,11 @@ def test_smoke_sweep_writes_a_best_config_that_train_ae_accepts(smoke_sweep, tin
     best = json.loads((out / "best_config.json").read_text())
     assert AEConfig(**best).model_dump(mode="json") == best
     # `hyperrep train-ae --config best_config.json` takes it as is (parse + config building only)
-    args = cli.build_parser().parse_args(
+    args = build_parser().parse_args(
         ["train-ae", "--zoo", tiny_zoo, "--out", str(tmp_path / "ae"), "--preset", "smoke"]
         + ["--config", str(out / "best_config.json")]
     )
-    assert cli._ae_config(args, "digits").model_dump(mode="json") == best
+    assert ae_config(args, "digits").model_dump(mode="json") == best
     # the winning values are the best trial's; everything else is the preset's
     top = max((r for r in rows if r["status"] != "failed"), key=lambda r: float(r["objective"]))
     assert best["d_token"] == int(top["d_token"]) and best["beta"] == pytest.approx(float(top["beta"]))
@@ -98,7 +85,34 @@ def test_smoke_sweep_writes_a_best_config_that_train_ae_accepts(smoke_sweep, tin
     assert sampling["bandwidth"] in BANDWIDTHS and sampling["trial_id"] == top["trial_id"]
     assert 0.0 <= sampling[OBJECTIVE] <= 1.0
     assert {"beta", "d_token", "h", "objective", "reconstruction_r2_val", "status"} <= set(rows[0])
-    assert summary["default"] is not None and summary["gain_over_default"] >= 0
+
+
+def _finished(rows):
+    return [r for r in rows if r["status"] in ("completed", "stopped_early") and r["objective"] != ""]
+
+
+def test_the_reported_best_is_the_maximum_of_the_results_file(smoke_sweep):
+    out, summary, uri = smoke_sweep
+    finished = _finished(_rows(out))
+    top = max(float(r["objective"]) for r in finished)
+    assert summary["best"]["objective"] == pytest.approx(top, abs=1e-12)
+    assert (
+        float(next(r for r in finished if r["trial_id"] == summary["best"]["trial_id"])["objective"]) == top
+    )
+    parent = MlflowClient(uri).get_run(summary["mlflow_parent_run_id"])
+    assert parent.data.metrics["best_objective"] == pytest.approx(top, abs=1e-12)
+
+
+def test_the_default_trial_has_the_presets_values_and_the_gain_is_recomputable(smoke_sweep):
+    out, summary, _ = smoke_sweep
+    rows = _rows(out)
+    defaults = [r for r in rows if r["is_default"] == "True"]
+    assert len(defaults) == 1 and summary["default"]["trial_id"] == defaults[0]["trial_id"]
+    preset = ae_preset("smoke")
+    for k in TUNED_FIELDS:  # the preset's values, as the trial recorded them in trials.csv
+        assert float(defaults[0][k]) == pytest.approx(float(getattr(preset, k)), rel=1e-9), k
+    best = max(float(r["objective"]) for r in _finished(rows))
+    assert summary["gain_over_default"] == pytest.approx(best - float(defaults[0]["objective"]), abs=1e-12)
 
 
 def test_a_diverging_trial_fails_alone(smoke_sweep):
@@ -154,16 +168,16 @@ def test_an_interrupted_sweep_resumes_to_the_requested_trials(tmp_path, tiny_zoo
     out = tmp_path / "sweep"
     flag = tmp_path / "interrupt-once"
     flag.touch()
-    kwargs = dict(num_samples=3, tracking_uri=uri, **TINY)
+    config = tiny_sweep(tiny_zoo, out, num_samples=3)
     with pytest.raises(SweepInterrupted, match="run the same command again"):
-        run_sweep(tiny_zoo, str(out), callbacks=[_InterruptOnce(flag)], **kwargs)
+        run_sweep(config, tracking_uri=uri, callbacks=[_InterruptOnce(flag)], verbose=0)
     assert not flag.exists()
     first = _rows(out)
     assert 1 <= len([r for r in first if r["status"] == "completed"]) and len(first) < 4
     assert tune.Tuner.can_restore(str(out / "ray_tune" / "sweep"))
     assert not (out / "best_config.json").exists()
 
-    summary = run_sweep(tiny_zoo, str(out), **kwargs)  # the same call continues the sweep
+    summary = run_sweep(config, tracking_uri=uri, verbose=0)  # the same call continues the sweep
     rows = _rows(out)
     assert len(rows) == 3 and summary["trials"] == 3
     assert {r["trial_id"] for r in first} <= {r["trial_id"] for r in rows}
@@ -173,3 +187,14 @@ def test_an_interrupted_sweep_resumes_to_the_requested_trials(tmp_path, tiny_zoo
     assert sorted(c.data.tags["trial_id"] for c in children) == sorted(r["trial_id"] for r in rows)
     state = json.loads((out / "sweep.json").read_text())
     assert state["mlflow_parent_run_id"] == summary["mlflow_parent_run_id"], "one parent run for both"
+
+
+def test_a_sweep_with_other_settings_is_not_resumed(tmp_path, tiny_zoo, ray_session, tune_mlflow):
+    out = tmp_path / "sweep"
+    run_sweep(
+        tiny_sweep(tiny_zoo, out, num_samples=1, early_stopping=False), tracking_uri=tune_mlflow, verbose=0
+    )
+    with pytest.raises(ConfigError, match=r"other settings \(seed\)"):
+        run_sweep(
+            tiny_sweep(tiny_zoo, out, num_samples=1, early_stopping=False, seed=1), tracking_uri=tune_mlflow
+        )
