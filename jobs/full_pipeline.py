@@ -10,13 +10,20 @@ finish an interrupted run: finished stages are skipped, changed ones redone.
 from __future__ import annotations
 
 import argparse
+import os
 import sys
+from pathlib import Path
+
+from hyperrep_ray.config import PRESETS, ConfigError, load_json_config
+from hyperrep_ray.pipeline import run_pipeline
+from hyperrep_ray.remote_out import is_remote, staging_dir
+from hyperrep_ray.runtime import ensure_ray
+from hyperrep_ray.store import StoreError
+from hyperrep_ray.tracking import resolve_tracking_uri
 
 
-def main(argv: list[str] | None = None) -> int:
-    from hyperrep_ray.config import PRESETS, ConfigError, load_json_config
-
-    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
     p.add_argument("--preset", choices=PRESETS, default="quick", help="smoke (tests), quick (default), paper")
     p.add_argument("--out", help="output directory (default runs/PRESET)")
     p.add_argument(
@@ -28,26 +35,23 @@ def main(argv: list[str] | None = None) -> int:
     )
     p.add_argument("--tune", action="store_true", help="run the Ray Tune sweep first and use its best config")
     p.add_argument("--tune-samples", type=int, default=16, help="trials of the --tune sweep")
-    args = p.parse_args(argv)
+    return p.parse_args(argv)
+
+
+def tracking_uri_for(out: str, given: str | None) -> str:
+    """--tracking-uri, else $MLFLOW_TRACKING_URI, else a SQLite store in OUT; a remote --out keeps the
+    store in its local staging directory, pushed with the outputs."""
+    if given is not None:
+        return given
+    local = staging_dir(out) if is_remote(out) else Path(out)
+    local.mkdir(parents=True, exist_ok=True)
+    return os.environ.get("MLFLOW_TRACKING_URI") or f"sqlite:///{local.resolve() / 'mlflow.db'}"
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
     out = args.out or f"runs/{args.preset}"
-
-    from pathlib import Path
-
-    from hyperrep_ray.pipeline import run_pipeline
-    from hyperrep_ray.runtime import ensure_ray
-    from hyperrep_ray.store import StoreError
-    from hyperrep_ray.tracking import resolve_tracking_uri
-
-    uri = args.tracking_uri
-    if uri is None:
-        import os
-
-        from hyperrep_ray.remote_out import is_remote, staging_dir
-
-        # a remote --out keeps the MLflow store in its local staging dir, pushed with the outputs
-        local = staging_dir(out) if is_remote(out) else Path(out)
-        uri = os.environ.get("MLFLOW_TRACKING_URI") or f"sqlite:///{local.resolve() / 'mlflow.db'}"
-        local.mkdir(parents=True, exist_ok=True)
+    uri = tracking_uri_for(out, args.tracking_uri)
     try:
         override = load_json_config(args.ae_config) if args.ae_config else None
         ensure_ray()

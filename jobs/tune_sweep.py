@@ -16,21 +16,19 @@ from __future__ import annotations
 import argparse
 import sys
 
+from hyperrep_ray.cli import tune
+from hyperrep_ray.cli.main import EXIT_USAGE, USER_ERRORS, one_line
+
 
 def main(argv: list[str] | None = None) -> int:
-    from hyperrep_ray.config import ConfigError
-    from hyperrep_ray.data.images import DatasetNotFoundError
-    from hyperrep_ray.store import StoreError
-    from hyperrep_ray.tune.sweep import add_sweep_arguments, sweep_from_args
-
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    add_sweep_arguments(p)
+    tune.add_arguments(p)
     args = p.parse_args(argv)
     try:
-        return sweep_from_args(args)
-    except (ConfigError, StoreError, DatasetNotFoundError) as e:
-        print(f"tune_sweep: error: {e}", file=sys.stderr)
-        return 2
+        return tune.run(args)
+    except USER_ERRORS as e:
+        print(f"tune_sweep: error: {one_line(e)}", file=sys.stderr)
+        return EXIT_USAGE
 
 
 if __name__ == "__main__":

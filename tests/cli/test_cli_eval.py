@@ -1,4 +1,5 @@
-"""`hyperrep sample | evaluate | generate | experiments` as a user runs them, and clear argument errors."""
+"""`hyperrep sample | evaluate | generate | experiments` as a user runs them (slow: a trained autoencoder,
+Ray Data), and clear argument and input errors (quick)."""
 
 import json
 
@@ -15,6 +16,7 @@ from hyperrep_ray.sampling.generate import sample_embeddings
 TOL_DIGITS = 1 / 360 + 1e-9  # one test image of digits
 
 
+@pytest.mark.slow
 def test_sample_then_evaluate(trained_ae, tmp_path, mlflow_uri, ray_session, capsys):
     ae = trained_ae[0]
     samples = tmp_path / "s.parquet"
@@ -45,6 +47,7 @@ def test_sample_then_evaluate(trained_ae, tmp_path, mlflow_uri, ray_session, cap
     assert summary["S_KDE30"]["0"]["mean"] == pytest.approx(float(plain.mean()), abs=TOL_DIGITS)
 
 
+@pytest.mark.slow
 def test_generate_command(trained_ae, tmp_path, capsys):
     out = tmp_path / "gen"
     assert main(["generate", "--ae", trained_ae[0], "--n", "2", "--out", str(out), "--method", "kde30"]) == 0
@@ -54,6 +57,7 @@ def test_generate_command(trained_ae, tmp_path, capsys):
     assert all((out / f).is_file() for f in listing["files"])
 
 
+@pytest.mark.slow
 def test_experiments_command_end_to_end(trained_ae, tiny_zoo, tmp_path, mlflow_uri, ray_session, capsys):
     """No --other-zoo: the unseen-zoo experiment is skipped with a note; no --baseline-ae: B_KDE30 too."""
     out = tmp_path / "exp"
@@ -114,6 +118,11 @@ def test_experiments_command_end_to_end(trained_ae, tiny_zoo, tmp_path, mlflow_u
             "unknown sampling",
         ),
         (["experiments", "--ae", "A", "--zoo", "Z", "--out", "o", "--ensemble-sizes", "0"], ">= 1"),
+        (
+            ["experiments", "--ae", "A", "--zoo", "Z", "--out", "o", "--n", "two"],
+            "expected an integer, got 'two'",
+        ),
+        (["tune", "--zoo", "Z", "--out", "o", "--bandwidths", "0.1,x"], "comma-separated finite numbers"),
         (["generate", "--ae", "A", "--out", "o", "--n", "two"], "expected a positive integer, got 'two'"),
     ],
 )
@@ -123,8 +132,27 @@ def test_argument_errors_are_clear(argv, message, capsys):
     assert e.value.code == 2 and message in capsys.readouterr().err
 
 
-def test_input_errors_are_clear(trained_ae, tmp_path, capsys):
-    ae = trained_ae[0]
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["--n", "1"], "n: Input should be greater than or equal to 2"),
+        (["--gan-epochs", "0"], "gan_epochs: Input should be greater than or equal to 1"),
+        (["--ensemble-repeats", "0"], "ensemble_repeats"),
+        (["--bandwidth", "0"], "bandwidth: Input should be greater than 0"),
+        (["--finetune-epochs", "0,-1"], "finetune_epochs must be non-negative"),
+    ],
+)
+def test_experiments_bounds_are_the_configs(argv, message, tmp_path, capsys):
+    """The same bounds as ExperimentsConfig (pipeline, Python API): checked before anything runs."""
+    out = tmp_path / "exp"
+    assert main(["experiments", "--ae", "A", "--zoo", "Z", "--out", str(out), *argv]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("hyperrep experiments: error: invalid ExperimentsConfig") and message in err
+    assert not out.exists()
+
+
+def test_input_errors_are_clear(tmp_path, capsys):
+    ae = str(tmp_path / "not-an-ae")
     missing = tmp_path / "none.parquet"
     assert main(["evaluate", "--samples", str(missing), "--ae", ae, "--out", str(tmp_path / "o")]) == 2
     assert "hyperrep sample --out" in capsys.readouterr().err

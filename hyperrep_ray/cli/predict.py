@@ -1,0 +1,33 @@
+"""`hyperrep predict`: test accuracy, epoch and generalisation gap of models from their weights alone."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from typing import Any
+
+from hyperrep_ray.autoencoder.embed import predict_properties
+
+NAME = "predict"
+
+
+def add_parser(sub: Any) -> argparse.ArgumentParser:
+    p: argparse.ArgumentParser = sub.add_parser(
+        NAME,
+        help="predict test accuracy, epoch and generalisation gap of models from their weights alone",
+    )
+    p.add_argument("--ae", required=True, help="trained autoencoder directory (with its fitted probes)")
+    p.add_argument("weights", nargs="+", help="zoo-CNN weight files (.safetensors or .pt state_dict)")
+    p.add_argument("--json", action="store_true")
+    return p
+
+
+def run(args: argparse.Namespace) -> int:
+    rows = predict_properties(args.ae, args.weights)
+    if args.json:
+        print(json.dumps(rows, indent=2))
+        return 0
+    print(f"{'file':<40} {'test_accuracy':>13} {'epoch':>7} {'ggap':>7}")
+    for r in rows:
+        print(f"{r['file'][-40:]:<40} {r['test_accuracy']:>13.3f} {r['epoch']:>7.1f} {r['ggap']:>7.3f}")
+    return 0
