@@ -42,6 +42,7 @@ __all__ = [
     "sample_kde_joint",
     "sample_counterfactual",
     "sample_neighborhood",
+    "box_points",
     "sample",
     "split_method",
 ]
@@ -274,34 +275,36 @@ def sample_neighborhood(
         reducer.fit(arr.astype(np.float32))
     t1 = time.perf_counter()
     emb = np.asarray(reducer.embedding_, dtype=np.float64)
-    lo, hi = emb.min(axis=0), emb.max(axis=0)
     if n == 0:
         z = np.empty((0, d))
     else:
-        if within_hull:
-            from scipy.spatial import Delaunay
-
-            tri = Delaunay(emb)
-            kept: list[np.ndarray] = []
-            have = 0
-            for _ in range(10_000):
-                cand = rng.uniform(lo, hi, size=(max(n, 64), n_components))
-                cand = cand[tri.find_simplex(cand) >= 0]
-                kept.append(cand)
-                have += cand.shape[0]
-                if have >= n:
-                    break
-            else:
-                raise RuntimeError("could not draw enough points inside the embedding's convex hull")
-            low_dim = np.concatenate(kept)[:n]
-        else:
-            low_dim = rng.uniform(lo, hi, size=(n, n_components))
-        z = reducer.inverse_transform(low_dim.astype(np.float32))
+        z = reducer.inverse_transform(box_points(emb, n, rng, within_hull).astype(np.float32))
     t2 = time.perf_counter()
     result = finish(z)
     if return_timing:
         return result, {"fit_s": t1 - t0, "inverse_s": t2 - t1}
     return result
+
+
+def box_points(emb: np.ndarray, n: int, rng: np.random.Generator, within_hull: bool = False) -> np.ndarray:
+    """``n`` points uniform in the bounding box of the low-dimensional embedding ``emb`` [M, k];
+    ``within_hull`` rejects those outside the embedding's convex hull (Delaunay simplices)."""
+    lo, hi = emb.min(axis=0), emb.max(axis=0)
+    if not within_hull:
+        return rng.uniform(lo, hi, size=(n, emb.shape[1]))
+    from scipy.spatial import Delaunay
+
+    tri = Delaunay(emb)
+    kept: list[np.ndarray] = []
+    have = 0
+    for _ in range(10_000):
+        cand = rng.uniform(lo, hi, size=(max(n, 64), emb.shape[1]))
+        cand = cand[tri.find_simplex(cand) >= 0]
+        kept.append(cand)
+        have += cand.shape[0]
+        if have >= n:
+            return np.concatenate(kept)[:n]
+    raise RuntimeError("could not draw enough points inside the embedding's convex hull")
 
 
 # --------------------------------------------------------------------------------------------------
