@@ -39,8 +39,9 @@ def frontier_figure(
     title: str = "accuracy against novelty",
 ) -> Path:
     """PNG of mean epoch-0 accuracy (y) against novelty = 1 - mean max_wrong_iou (x), one line per
-    sampler (knob values written next to the points), noise baselines dashed; the test-split models
-    (a star) and train checkpoints against other train models (a diamond) as reference points."""
+    sampler (its first and last knob values written next to them), noise baselines dashed; the
+    test-split models (a star) and train checkpoints against other train models (a diamond) as
+    reference points."""
     plt = pyplot()
     fig, ax = plt.subplots(figsize=(7, 5))
     for name, raw in frontiers.items():
@@ -50,7 +51,7 @@ def frontier_figure(
         xs, ys = [p.novelty for p in pts], [p.accuracy for p in pts]
         style = "--" if name in NOISE_BASELINES else "-"
         ax.plot(xs, ys, style, marker="o" if len(pts) > 1 else "s", ms=5, label=name)
-        for p in pts:
+        for p in (pts[0], pts[-1]) if len(pts) > 1 else ():  # knob values at the two ends of the curve
             if p.value is not None:
                 ax.annotate(
                     f"{p.value:g}",
