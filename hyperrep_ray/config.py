@@ -26,11 +26,12 @@ class ConfigError(ValueError):
     """A config that cannot be used; the message says which key and why."""
 
 
-# Paper Table 7; digits is ours: tanh, Adam 1e-3 (DESIGN.md) and PyTorch's default init. Measured
-# on 100-model digits zoos (epoch 10, 70 train / 15 test models): the wide uniform init gives the
-# same accuracy spread (std 0.019 vs 0.018) but its weights are dominated by init noise -- PCA(48)
-# explains 0.02 of unseen models' variance (0.09 with the default init, after alignment) -- which
-# leaves the autoencoder nothing to compress. The "uniform" init stays available via --init.
+# Paper Table 7, as the authors' zoo generators run it (ModelZoos/ModelZooDataset, code/zoo_generators);
+# digits is ours: tanh, Adam 1e-3 (DESIGN.md) and PyTorch's default init. Measured on 100-model digits
+# zoos (epoch 10, 70 train / 15 test models): a wide symmetric uniform init gives the same accuracy spread
+# (std 0.019 vs 0.018) but its weights are dominated by init noise -- PCA(48) explains 0.02 of unseen
+# models' variance (0.09 with the default init, after alignment) -- which leaves the autoencoder nothing
+# to compress.
 DATASET_HYPERPARAMETERS: dict[str, dict[str, Any]] = {
     "digits": {"activation": "tanh", "weight_decay": 0.0, "lr": 1e-3, "init": "default"},
     "mnist": {"activation": "tanh", "weight_decay": 0.0, "lr": 3e-4, "init": "uniform"},
@@ -38,6 +39,32 @@ DATASET_HYPERPARAMETERS: dict[str, dict[str, Any]] = {
     "cifar10": {"activation": "gelu", "weight_decay": 1e-2, "lr": 1e-4, "init": "kaiming_uniform"},
     "stl10": {"activation": "tanh", "weight_decay": 1e-3, "lr": 1e-4, "init": "kaiming_uniform"},
 }
+
+#: What each init name draws. The names the authors' code uses (``def_net.py``) mean what they mean
+#: there: ``torch.nn.init.<name>_`` with its defaults on every conv/linear weight and every bias filled
+#: with 0.01. ``default`` is PyTorch's own layer init; ``uniform_symmetric`` is the range this package
+#: called "uniform" before it followed the authors' code. Recorded in zoo.json and in the zoo identity,
+#: so a store is never resumed under a changed rule.
+INIT_RULES: dict[str, str] = {
+    "uniform": "weights U(0, 1) (torch.nn.init.uniform_ defaults); biases 0.01",
+    "normal": "weights N(0, 1) (torch.nn.init.normal_ defaults); biases 0.01",
+    "kaiming_uniform": "weights U(-sqrt(6 / fan_in), sqrt(6 / fan_in)) (torch.nn.init.kaiming_uniform_ "
+    "defaults); biases 0.01",
+    "kaiming_normal": "weights N(0, std sqrt(2 / fan_in)) (torch.nn.init.kaiming_normal_ defaults); "
+    "biases 0.01",
+    "xavier": "weights U(-sqrt(6 / (fan_in + fan_out)), +...) (torch.nn.init.xavier_uniform_ defaults); "
+    "biases 0.01",
+    "default": "PyTorch's Conv2d/Linear default: weights and biases U(-1 / sqrt(fan_in), 1 / sqrt(fan_in))",
+    "uniform_symmetric": "weights U(-0.5, 0.5), biases U(-0.1, 0.1)",
+}
+InitName = Literal[
+    "uniform", "normal", "kaiming_uniform", "kaiming_normal", "xavier", "default", "uniform_symmetric"
+]
+
+#: Image recipes: ``ours`` normalises with the statistics of the whole official training set (DESIGN.md);
+#: ``authors`` is the zoo generators' recipe (fixed normalisation constants, a seeded train/validation
+#: split of the official training set; see ``hyperrep_ray.data.authors``).
+ImageRecipe = Literal["ours", "authors"]
 
 
 class ZooConfig(StrictModel):
@@ -52,11 +79,14 @@ class ZooConfig(StrictModel):
     epochs: int = Field(10, ge=0, description="training epochs; checkpoints at 0..epochs")
     seed_offset: int = Field(0, ge=0, description="model i (0-based) uses seed seed_offset + i + 1")
     activation: Literal["tanh", "gelu", "relu", "sigmoid"] = "tanh"
-    init: Literal["uniform", "normal", "kaiming_uniform", "kaiming_normal", "xavier", "default"] = "uniform"
+    init: InitName = "uniform"
     lr: float = Field(1e-3, gt=0)
     weight_decay: float = Field(0.0, ge=0)
     optimizer: Literal["adam", "sgd"] = "adam"
     batch_size: int = Field(32, ge=1)
+    image_recipe: ImageRecipe = Field(
+        "ours", description="'authors': the zoo generators' normalisation and train/validation split"
+    )
     population_size: int = Field(32, ge=1, description="K models trained as one batched module")
     models_per_shard: int = Field(64, ge=1, description="models per Ray task and per Parquet file")
     split_fractions: tuple[float, float, float] = (0.7, 0.15, 0.15)
@@ -89,7 +119,8 @@ class ZooConfig(StrictModel):
             "max_retries",
             "name",
         }
-        return {k: v for k, v in self.model_dump(mode="json").items() if k not in skip}
+        values = {k: v for k, v in self.model_dump(mode="json").items() if k not in skip}
+        return {**values, "init_rule": INIT_RULES[self.init]}
 
 
 def zoo_preset(preset: str = "quick", dataset: str = "digits", **overrides: Any) -> ZooConfig:
@@ -98,18 +129,24 @@ def zoo_preset(preset: str = "quick", dataset: str = "digits", **overrides: Any)
         raise ConfigError(f"unknown preset {preset!r}; choose one of {list(PRESETS)}")
     if dataset not in DATASET_HYPERPARAMETERS:
         raise ConfigError(f"unknown dataset {dataset!r}; choose one of {sorted(DATASET_HYPERPARAMETERS)}")
-    sizes = {
+    by_preset: dict[str, dict[str, Any]] = {
         "smoke": {"num_models": 8, "epochs": 2, "population_size": 4, "models_per_shard": 4},
         "quick": {"num_models": 500, "epochs": 10, "population_size": 50, "models_per_shard": 50},
-        # GPUs asked for explicitly: an autoscaling cluster has none when the job starts.
+        # GPUs asked for explicitly: an autoscaling cluster has none when the job starts. Batch size
+        # and images as the authors' generators: 10 per step, their normalisation and split.
         "paper": {
+            "batch_size": 10,
+            "image_recipe": "authors",
             "num_models": 1000,
             "epochs": 50,
             "population_size": 125,
             "models_per_shard": 125,
             "num_gpus_per_task": 0.25,
         },
-    }[preset]
+    }
+    sizes = dict(by_preset[preset])
+    if dataset == "digits":  # the authors made no digits zoo, so there is no recipe of theirs to follow
+        sizes.pop("image_recipe", None)
     values = {"name": f"{dataset}-{preset}", "dataset": dataset, **DATASET_HYPERPARAMETERS[dataset], **sizes}
     values.update({k: v for k, v in overrides.items() if v is not None})
     return make_config(ZooConfig, values)

@@ -187,3 +187,53 @@ def reconstruction_r2_per_layer(
     num = torch.zeros(n_layers, dtype=torch.float64).index_add_(0, lay, (p - t).square().sum(0))
     den = torch.zeros(n_layers, dtype=torch.float64).index_add_(0, lay, (m[None] - t).square().sum(0))
     return [float(1.0 - n / d) if d > 0 else float("nan") for n, d in zip(num, den, strict=True)]
+
+
+#: The 2022 code floors each layer's std here before dividing by it.
+PAPER_STD_FLOOR = 1e-4
+
+
+@torch.no_grad()
+def paper_layer_std(
+    train_vec: torch.Tensor | np.ndarray, layer_of_param: torch.Tensor | np.ndarray
+) -> torch.Tensor:
+    """Per-parameter divisor of the 2022 code's R^2: the std (unbiased, ``torch.std``) of all train
+    weights of the parameter's layer, pooled over models and parameters, floored at 1e-4."""
+    t = _as_2d(train_vec, "train_vec")
+    lay = torch.as_tensor(layer_of_param).detach().to("cpu", torch.long).reshape(-1)
+    if lay.shape[0] != t.shape[1]:
+        raise ValueError(
+            f"layer_of_param {tuple(lay.shape)} must have one entry per parameter ({t.shape[1]})"
+        )
+    std = torch.ones(t.shape[1], dtype=torch.float64)
+    for layer in torch.unique(lay):
+        cols = lay == layer
+        std[cols] = t[:, cols].flatten().std().clamp_min(PAPER_STD_FLOOR)
+    return std
+
+
+@torch.no_grad()
+def reconstruction_r2_paper(
+    pred_vec: torch.Tensor | np.ndarray,
+    target_vec: torch.Tensor | np.ndarray,
+    train_vec: torch.Tensor | np.ndarray,
+    layer_of_param: torch.Tensor | np.ndarray,
+) -> float:
+    """R^2 as the 2022 code reports it (``LayerWiseReconLoss``, reduction ``global_mean``), so our
+    numbers can be read against the paper's.
+
+    Outputs and targets are divided by their layer's train std (:func:`paper_layer_std`) and the
+    pooled MSE over all parameters is taken; R^2 = 1 - that MSE / the same MSE of the per-coordinate
+    train mean against the *train* weights (their ``set_mean_loss``). Ours
+    (:func:`reconstruction_r2`) uses raw weights and the test split's distance to the train mean, so
+    the two differ when layers have different scales or the test split is spread differently.
+    """
+    p, t, tr = _as_2d(pred_vec, "pred_vec"), _as_2d(target_vec, "target_vec"), _as_2d(train_vec, "train_vec")
+    if p.shape != t.shape or tr.shape[1] != t.shape[1]:
+        raise ValueError(
+            f"shapes differ: pred {tuple(p.shape)}, target {tuple(t.shape)}, train {tuple(tr.shape)}"
+        )
+    std = paper_layer_std(tr, layer_of_param)
+    loss = ((p - t) / std).square().mean()
+    loss_mean = ((tr.mean(0, keepdim=True) - tr) / std).square().mean()
+    return float(1.0 - loss / loss_mean) if loss_mean > 0 else float("nan")

@@ -13,20 +13,21 @@ import numpy as np
 import torch
 from torch import nn
 
+from hyperrep_ray.config import INIT_RULES
+
 ACTIVATIONS: dict[str, Callable[[torch.Tensor], torch.Tensor]] = {
     "tanh": torch.tanh,
     "gelu": nn.functional.gelu,
     "relu": torch.relu,
     "sigmoid": torch.sigmoid,
 }
-INITS = ("uniform", "normal", "kaiming_uniform", "kaiming_normal", "xavier", "default")
+INITS: tuple[str, ...] = tuple(INIT_RULES)
 
-# The paper's "uniform" init is deliberately wider than PyTorch's default so that the zoo
-# spreads in performance (DESIGN.md: 0.94 +- 0.013 at epoch 25 on digits vs 0.96 +- 0.009).
-UNIFORM_WEIGHT_RANGE = 0.5
-UNIFORM_BIAS_RANGE = 0.1
-NORMAL_WEIGHT_STD = 0.25
-NORMAL_BIAS_STD = 0.05
+# The authors' inits (``def_net.py``) fill every bias with this value; ``uniform_symmetric`` keeps the
+# range this package used to call "uniform".
+AUTHORS_BIAS = 0.01
+SYMMETRIC_WEIGHT_RANGE = 0.5
+SYMMETRIC_BIAS_RANGE = 0.1
 
 LAYER_NAMES = ("conv1", "conv2", "conv3", "fc1", "fc2")
 
@@ -101,33 +102,41 @@ def init_params(in_channels: int, init: str, seed: int) -> dict[str, torch.Tenso
     """Fresh parameters of one zoo model, as a name -> tensor dict, determined by ``seed`` alone.
 
     Generated on the CPU with a private generator so that a seed gives the same initial model on
-    every device and whatever else the process does with the global RNG. Biases of the fan-based
-    inits follow PyTorch's default, U(-1/sqrt(fan_in), 1/sqrt(fan_in))."""
+    every device and whatever else the process does with the global RNG. ``INIT_RULES`` says what each
+    name draws (the authors' names as their ``def_net.py`` means them: biases 0.01)."""
     init = normalize_init(init)
     g = torch.Generator().manual_seed(int(seed))
     params: dict[str, torch.Tensor] = {}
     for name, shape in layer_shapes(in_channels):
-        t = torch.empty(shape)
-        is_bias = name.endswith("bias")
-        fan_in, fan_out = _fans(params[name[:-4] + "weight"].shape if is_bias else shape)
-        if init == "uniform":
-            r = UNIFORM_BIAS_RANGE if is_bias else UNIFORM_WEIGHT_RANGE
-            t.uniform_(-r, r, generator=g)
-        elif init == "normal":
-            t.normal_(0.0, NORMAL_BIAS_STD if is_bias else NORMAL_WEIGHT_STD, generator=g)
-        elif is_bias or init == "default":
-            bound = 1.0 / math.sqrt(fan_in)
-            t.uniform_(-bound, bound, generator=g)
-        elif init == "kaiming_uniform":
-            bound = math.sqrt(6.0 / fan_in)
-            t.uniform_(-bound, bound, generator=g)
-        elif init == "kaiming_normal":
-            t.normal_(0.0, math.sqrt(2.0 / fan_in), generator=g)
-        else:  # xavier (Glorot uniform)
-            bound = math.sqrt(6.0 / (fan_in + fan_out))
-            t.uniform_(-bound, bound, generator=g)
-        params[name] = t
+        weight_shape = params[name[:-4] + "weight"].shape if name.endswith("bias") else shape
+        params[name] = _draw(init, name.endswith("bias"), torch.empty(shape), _fans(weight_shape), g)
     return params
+
+
+def _draw(
+    init: str, is_bias: bool, t: torch.Tensor, fans: tuple[int, int], g: torch.Generator
+) -> torch.Tensor:
+    """Fill ``t`` (one weight or bias tensor) in place by the rule of ``init``."""
+    fan_in, fan_out = fans
+    if init == "default":
+        bound = 1.0 / math.sqrt(fan_in)
+        return t.uniform_(-bound, bound, generator=g)
+    if init == "uniform_symmetric":
+        r = SYMMETRIC_BIAS_RANGE if is_bias else SYMMETRIC_WEIGHT_RANGE
+        return t.uniform_(-r, r, generator=g)
+    if is_bias:
+        return t.fill_(AUTHORS_BIAS)
+    if init == "uniform":
+        return t.uniform_(0.0, 1.0, generator=g)
+    if init == "normal":
+        return t.normal_(0.0, 1.0, generator=g)
+    if init == "kaiming_uniform":
+        bound = math.sqrt(6.0 / fan_in)
+        return t.uniform_(-bound, bound, generator=g)
+    if init == "kaiming_normal":
+        return t.normal_(0.0, math.sqrt(2.0 / fan_in), generator=g)
+    bound = math.sqrt(6.0 / (fan_in + fan_out))  # xavier (Glorot uniform)
+    return t.uniform_(-bound, bound, generator=g)
 
 
 def build_model(

@@ -18,7 +18,8 @@ from typing import Any
 import numpy as np
 import torch
 
-from hyperrep_ray.config import ZooConfig
+from hyperrep_ray.config import INIT_RULES, ZooConfig
+from hyperrep_ray.data.accuracy import evaluate_accuracy
 from hyperrep_ray.data.images import ImageData, load_dataset
 from hyperrep_ray.zoo.cnn import build_model, init_params, model_to_vector
 from hyperrep_ray.zoo.population import (
@@ -123,8 +124,6 @@ def train_one_by_one(
 
     Kept as the reference semantics of ``train_population`` (tests compare them) and as the
     benchmark baseline."""
-    from hyperrep_ray.data.images import evaluate_accuracy
-
     t0 = time.perf_counter()
     dev = _device(device)
     tx, ty = data.train_x.to(dev), data.train_y.to(dev)
@@ -173,7 +172,16 @@ class _Recorder:
             self.metrics[name][j, epoch] = v
 
     def result(self, seeds: list[int], seconds: float) -> TrainedModels:
-        return TrainedModels(seeds=list(seeds), weights=self.weights, seconds=seconds, **self.metrics)
+        m = self.metrics
+        return TrainedModels(
+            seeds=list(seeds),
+            weights=self.weights,
+            train_acc=m["train_acc"],
+            train_loss=m["train_loss"],
+            test_acc=m["test_acc"],
+            test_loss=m["test_loss"],
+            seconds=seconds,
+        )
 
 
 def train_models(
@@ -213,12 +221,14 @@ def zoo_metadata(cfg: ZooConfig, data: ImageData) -> dict[str, Any]:
         "hyperparameters": {
             "activation": cfg.activation,
             "init": cfg.init,
+            "init_rule": INIT_RULES[cfg.init],
             "lr": cfg.lr,
             "weight_decay": cfg.weight_decay,
             "optimizer": cfg.optimizer,
             "batch_size": cfg.batch_size,
             "epochs": cfg.epochs,
             "seeds": f"model_id + {cfg.seed_offset + 1}",
+            "image_recipe": cfg.image_recipe,
         },
         "num_models": cfg.num_models,
         "epochs_recorded": list(range(cfg.epochs + 1)),
@@ -243,8 +253,8 @@ def prepare_store(cfg: ZooConfig, out: str, data: ImageData) -> dict[str, Any]:
     fs, path = store.resolve(store.zoo_json_path(out))
     if store.exists(fs, path):
         meta = store.read_zoo_meta(out)
-        if meta.get("identity") != cfg.identity():
-            old, new = meta.get("identity", {}), cfg.identity()
+        old, new = stored_identity(meta), cfg.identity()
+        if old != new:
             diff = {k: (old.get(k), new.get(k)) for k in set(old) | set(new) if old.get(k) != new.get(k)}
             raise store.StoreError(
                 f"the store at {out} was made with different settings {diff} (stored, requested); "
@@ -254,6 +264,20 @@ def prepare_store(cfg: ZooConfig, out: str, data: ImageData) -> dict[str, Any]:
     meta = zoo_metadata(cfg, data)
     store.write_json(store.zoo_json_path(out), meta)
     return meta
+
+
+def stored_identity(meta: dict[str, Any]) -> dict[str, Any]:
+    """The identity a store was made with, completed for stores written before the identity named
+    the image recipe and the init rule: their recipe was "ours"; of their inits only "default" drew
+    what it draws now, the others drew the earlier rules (so such a store is never resumed)."""
+    identity = dict(meta.get("identity") or {})
+    identity.setdefault("image_recipe", "ours")
+    if "init_rule" not in identity:
+        init = identity.get("init")
+        identity["init_rule"] = (
+            INIT_RULES["default"] if init == "default" else f"{init} (rule before INIT_RULES)"
+        )
+    return identity
 
 
 def completed_shards(out: str, meta: dict[str, Any]) -> dict[int, dict[str, Any]]:
@@ -327,63 +351,81 @@ def train_zoo(
     on_shard_written: Any = None,
 ) -> ZooResult:
     """Train the zoo into the store at ``out`` with one Ray Task per missing shard."""
-    import ray
-    from tqdm.auto import tqdm
-
-    from hyperrep_ray import store
-    from hyperrep_ray.runtime import cluster_has_gpus, ensure_ray
 
     t0 = time.perf_counter()
-    data = data or load_dataset(cfg.dataset, cfg.data_root, cfg.download, cfg.image_split_seed)
+    data = data or load_dataset(
+        cfg.dataset, cfg.data_root, cfg.download, cfg.image_split_seed, recipe=cfg.image_recipe
+    )
     meta = prepare_store(cfg, out, data)
     shards = plan_shards(cfg)
     done = completed_shards(out, meta)
     todo = [i for i in range(len(shards)) if i not in done]
     diverged = [m for info in done.values() for m in info.get("diverged", [])]
     if todo:
-        ensure_ray()
-        gpus = cfg.num_gpus_per_task
-        if gpus is None:
-            gpus = 0.25 if cluster_has_gpus() else 0.0
-        task = _shard_task().options(
-            num_cpus=cfg.num_cpus_per_task, num_gpus=gpus, max_retries=cfg.max_retries
-        )
-        data_ref = ray.put(data)
-        cfg_json = cfg.model_dump(mode="json")
-        pending = {task.remote(i, shards[i], cfg_json, data_ref): i for i in todo}
-        bar = tqdm(
-            total=cfg.num_models,
-            initial=sum(len(shards[i]) for i in done),
-            unit="model",
-            desc=f"zoo {cfg.name}",
-            disable=not progress,
-        )
-        try:
-            while pending:
-                ready, _ = ray.wait(list(pending), num_returns=1)
-                for ref in ready:
-                    index, table, div, _secs = ray.get(ref)
-                    del pending[ref]
-                    store.write_shard(
-                        out,
-                        index,
-                        table,
-                        {"model_ids": shards[index], "epochs": list(range(cfg.epochs + 1)), "diverged": div},
-                    )
-                    diverged.extend(div)
-                    bar.update(len(shards[index]))
-                    if on_shard_written is not None:
-                        on_shard_written(index)
-        finally:
-            bar.close()
-            for ref in pending:
-                ray.cancel(ref, force=True)  # pure task: killing it loses nothing, and no
-                # KeyboardInterrupt lands half-way through an import in a reused worker
+        diverged += _run_shard_tasks(cfg, out, data, shards, todo, progress, on_shard_written)
     if diverged:
         log.warning(
             "%d model(s) diverged (non-finite weights) and are not in the store: %s", len(diverged), diverged
         )
     return ZooResult(out, todo, sorted(done), sorted(diverged), time.perf_counter() - t0, meta)
+
+
+def write_trained_shard(
+    out: str, cfg: ZooConfig, shards: list[list[int]], index: int, table: Any, div: list[int]
+) -> None:
+    """Write one finished shard atomically, with the footer a rerun checks to skip it."""
+    from hyperrep_ray import store
+
+    info = {"model_ids": shards[index], "epochs": list(range(cfg.epochs + 1)), "diverged": div}
+    store.write_shard(out, index, table, info)
+
+
+def _run_shard_tasks(
+    cfg: ZooConfig,
+    out: str,
+    data: ImageData,
+    shards: list[list[int]],
+    todo: list[int],
+    progress: bool,
+    on_shard_written: Any,
+) -> list[int]:
+    """One Ray Task per shard in ``todo``; each finished shard is written as it arrives. Returns the
+    diverged model ids."""
+    import ray
+    from tqdm.auto import tqdm
+
+    from hyperrep_ray.runtime import cluster_has_gpus, ensure_ray
+
+    ensure_ray()
+    gpus = cfg.num_gpus_per_task
+    if gpus is None:
+        gpus = 0.25 if cluster_has_gpus() else 0.0
+    task = _shard_task().options(num_cpus=cfg.num_cpus_per_task, num_gpus=gpus, max_retries=cfg.max_retries)
+    data_ref = ray.put(data)
+    cfg_json = cfg.model_dump(mode="json")
+    pending = {task.remote(i, shards[i], cfg_json, data_ref): i for i in todo}
+    done_models = cfg.num_models - sum(len(shards[i]) for i in todo)
+    bar = tqdm(
+        total=cfg.num_models, initial=done_models, unit="model", desc=f"zoo {cfg.name}", disable=not progress
+    )
+    diverged: list[int] = []
+    try:
+        while pending:
+            ready, _ = ray.wait(list(pending), num_returns=1)
+            for ref in ready:
+                index, table, div, _secs = ray.get(ref)
+                del pending[ref]
+                write_trained_shard(out, cfg, shards, index, table, div)
+                diverged.extend(div)
+                bar.update(len(shards[index]))
+                if on_shard_written is not None:
+                    on_shard_written(index)
+    finally:
+        bar.close()
+        for ref in pending:
+            ray.cancel(ref, force=True)  # pure task: killing it loses nothing, and no
+            # KeyboardInterrupt lands half-way through an import in a reused worker
+    return diverged
 
 
 def zoo_summary(out: str) -> dict[str, Any]:

@@ -14,7 +14,9 @@ from hyperrep_ray.autoencoder.losses import (
     lwln_entry_weights,
     masked_mse,
     nt_xent,
+    paper_layer_std,
     reconstruction_r2,
+    reconstruction_r2_paper,
     reconstruction_r2_per_layer,
 )
 
@@ -231,3 +233,37 @@ def test_saturated_fraction_counts_entries_beyond_the_threshold():
     assert saturated_fraction(z) == 0.5
     assert saturated_fraction(z.numpy()) == 0.5, "numpy embeddings (bundle.encode) count the same"
     assert saturated_fraction(z, threshold=0.96) == 0.0
+
+
+def test_reconstruction_r2_paper_equals_a_direct_computation():
+    """The 2022 code's R^2 by hand, element by element: each weight divided by the (unbiased) std of
+    its layer's train weights, squared errors averaged over all weights; the denominator is the same
+    average for the per-coordinate train mean against the train weights."""
+    rng = np.random.default_rng(3)
+    layers = [0, 0, 0, 1, 1, 2]  # a narrow layer 1 (scale 0.01) and a wide layer 2 (scale 5)
+    scale = np.array([1.0, 1.0, 1.0, 0.01, 0.01, 5.0])
+    train = rng.normal(size=(12, 6)) * scale + 0.3
+    target = rng.normal(size=(4, 6)) * scale + 0.3
+    pred = target + rng.normal(size=(4, 6)) * scale * 0.5
+
+    std = {}
+    for layer in set(layers):
+        vals = [train[m, j] for m in range(12) for j in range(6) if layers[j] == layer]
+        mu = sum(vals) / len(vals)
+        std[layer] = math.sqrt(sum((v - mu) ** 2 for v in vals) / (len(vals) - 1))
+    mean = [sum(train[m, j] for m in range(12)) / 12 for j in range(6)]
+    num = sum(((pred[i, j] - target[i, j]) / std[layers[j]]) ** 2 for i in range(4) for j in range(6)) / 24
+    den = sum(((mean[j] - train[m, j]) / std[layers[j]]) ** 2 for m in range(12) for j in range(6)) / 72
+    expected = 1 - num / den
+
+    got = reconstruction_r2_paper(torch.tensor(pred), torch.tensor(target), train, np.array(layers))
+    assert got == pytest.approx(expected, abs=1e-12)
+    assert got != pytest.approx(reconstruction_r2(pred, target, train.mean(0)), abs=1e-3)  # not ours
+    assert reconstruction_r2_paper(target, target, train, layers) == 1.0
+    np.testing.assert_allclose(paper_layer_std(train, layers).numpy(), [std[v] for v in layers], rtol=1e-12)
+
+
+def test_paper_layer_std_is_floored_for_a_constant_layer():
+    train = np.array([[1.0, 2.0, 0.5], [1.0, 2.0, -0.5]])
+    std = paper_layer_std(train, [0, 1, 1])
+    assert std[0] == pytest.approx(1e-4) and std[1] == std[2] > 1e-4

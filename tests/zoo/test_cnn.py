@@ -1,8 +1,11 @@
+import math
+
 import numpy as np
 import pytest
 import torch
 
 from hyperrep_ray.zoo.cnn import (
+    INITS,
     ZooCNN,
     build_model,
     in_channels_for_length,
@@ -51,19 +54,53 @@ def test_wrong_vector_length_is_a_clear_error():
     assert in_channels_for_length(2864) == 3
 
 
-@pytest.mark.parametrize(
-    "init", ["uniform", "normal", "kaiming_uniform", "kaiming_normal", "xavier", "default"]
-)
+@pytest.mark.parametrize("init", INITS)
 def test_init_is_seeded_and_seed_dependent(init):
     a, b, c = init_params(1, init, 1), init_params(1, init, 1), init_params(1, init, 2)
     assert all(torch.equal(a[k], b[k]) for k in a)
     assert not torch.equal(a["conv1.weight"], c["conv1.weight"])
 
 
-def test_uniform_init_is_wider_than_default():
-    wide = torch.cat([t.reshape(-1) for t in init_params(1, "uniform", 1).values()])
-    default = torch.cat([t.reshape(-1) for t in init_params(1, "default", 1).values()])
-    assert wide.abs().max() <= 0.5 and wide.std() > 2 * default.std()
+@pytest.mark.parametrize(
+    "init,torch_init",
+    [
+        ("uniform", torch.nn.init.uniform_),
+        ("normal", torch.nn.init.normal_),
+        ("kaiming_uniform", torch.nn.init.kaiming_uniform_),
+        ("kaiming_normal", torch.nn.init.kaiming_normal_),
+        ("xavier", torch.nn.init.xavier_uniform_),
+    ],
+)
+@pytest.mark.parametrize("c", [1, 3])
+def test_authors_inits_are_torch_defaults_with_bias_0_01(init, torch_init, c):
+    """The authors' def_net.py: torch.nn.init.<init>_(m.weight) with its defaults, then
+    m.bias.data.fill_(0.01), for every conv and linear layer."""
+    ours = init_params(c, init, seed=7)
+    g = torch.Generator().manual_seed(7)
+    for name, shape in layer_shapes(c):
+        if name.endswith("bias"):
+            assert torch.equal(ours[name], torch.full(shape, 0.01)), name
+        else:
+            assert torch.equal(ours[name], torch_init(torch.empty(shape), generator=g)), name
+
+
+def test_uniform_is_u01_and_uniform_symmetric_keeps_the_old_range():
+    w = init_params(1, "uniform", 3)
+    weights = torch.cat([t.reshape(-1) for n, t in w.items() if n.endswith("weight")])
+    assert weights.min() >= 0.0 and weights.max() <= 1.0 and abs(float(weights.mean()) - 0.5) < 0.02
+    sym = init_params(1, "uniform_symmetric", 3)
+    sw = torch.cat([t.reshape(-1) for n, t in sym.items() if n.endswith("weight")])
+    sb = torch.cat([t.reshape(-1) for n, t in sym.items() if n.endswith("bias")])
+    assert sw.abs().max() <= 0.5 and sw.min() < -0.4 and sb.abs().max() <= 0.1 and sb.min() < 0
+
+
+def test_default_init_is_pytorchs_layer_default():
+    p = init_params(1, "default", 0)
+    for name, shape in layer_shapes(1):
+        fan_in = (
+            math.prod(shape[1:]) if name.endswith("weight") else math.prod(p[name[:-4] + "weight"].shape[1:])
+        )
+        assert p[name].abs().max() <= 1 / math.sqrt(fan_in) + 1e-7, name
 
 
 def test_unknown_activation_and_init():

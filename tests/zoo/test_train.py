@@ -9,6 +9,7 @@ from hyperrep_ray.store import StoreError
 from hyperrep_ray.zoo.train import (
     completed_shards,
     plan_shards,
+    prepare_store,
     train_models,
     train_one_by_one,
     train_population,
@@ -117,3 +118,22 @@ def test_zoo_json_records_contract(tmp_path, small_digits, ray_session):
     assert meta["split_rule"]["by"] == "model" and meta["split_rule"]["fractions"]["train"] == 0.7
     pre = meta["preprocessing"]
     assert pre and "mean" in str(pre) and "interpolate" in str(pre)
+
+
+@pytest.mark.parametrize("init,resumes", [("default", True), ("uniform", False)])
+def test_stores_from_before_init_rules_resume_only_if_the_rule_is_unchanged(
+    tmp_path, small_digits, init, resumes
+):
+    """zoo.json written before the identity named the image recipe and the init rule: "default" drew
+    what it draws now, "uniform" drew U(-0.5, 0.5) then, so resuming it would mix two zoos."""
+    out = str(tmp_path / "zoo")
+    cfg = _cfg(num_models=2, init=init)
+    meta = prepare_store(cfg, out, small_digits)
+    for key in ("image_recipe", "init_rule"):
+        del meta["identity"][key]
+    store.write_json(store.zoo_json_path(out), meta)
+    if resumes:
+        assert prepare_store(cfg, out, small_digits)["identity"] == meta["identity"]
+    else:
+        with pytest.raises(StoreError, match="init_rule"):
+            prepare_store(cfg, out, small_digits)
