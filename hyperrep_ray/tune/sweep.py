@@ -105,11 +105,6 @@ class ParentRun:
     run_id: str
 
 
-def storage_join(root: str, *parts: str) -> str:
-    """``root/parts`` for a local path or a URI (s3://, gs://)."""
-    return "/".join([root.rstrip("/"), *parts]) if "://" in root else str(Path(root, *parts))
-
-
 def plan_sweep(config: SweepConfig) -> SweepPlan:
     """Resolve the presets against the zoo's data set and the storage paths; creates ``out``."""
     meta = store.read_zoo_meta(config.zoo)
@@ -129,7 +124,7 @@ def plan_sweep(config: SweepConfig) -> SweepPlan:
     storage = config.storage or str((out_dir / "ray_tune").resolve())
     if "://" not in storage:
         storage = str(Path(storage).resolve())
-    return SweepPlan(config, meta, preset_cfg, base, out_dir, storage, storage_join(storage, SWEEP_NAME))
+    return SweepPlan(config, meta, preset_cfg, base, out_dir, storage, store.join(storage, SWEEP_NAME))
 
 
 def resume_state(plan: SweepPlan) -> tuple[bool, dict[str, Any]]:
@@ -184,7 +179,7 @@ def trial_setup(plan: SweepPlan) -> TrialSetup:
         workers_per_trial=c.workers_per_trial,
         cpus_per_trial=c.cpus,
         gpus_per_trial=c.gpus_per_trial,
-        train_storage=storage_join(plan.storage, f"{SWEEP_NAME}_train"),
+        train_storage=store.join(plan.storage, f"{SWEEP_NAME}_train"),
     )
 
 
