@@ -11,6 +11,9 @@ import pandas as pd
 
 from hyperrep_ray.config import SAMPLERS
 
+#: The experiments of a run (:func:`~.experiments.runner.run_experiments`), in the order they run and are
+#: reported: the top-level keys of ``summary.json``.
+EXPERIMENTS = ("in_dataset", "ensembles", "transfer", "unseen_zoo")
 #: The statistics of one population at one key, as columns of the CSV tables.
 STATS = ("mean", "std", "median", "ci_low", "ci_high", "n")
 
@@ -35,7 +38,6 @@ class ExperimentResult:
     extra: dict[str, Any] = field(default_factory=dict)
 
 
-
 def is_baseline(population: str) -> bool:
     return population.startswith("B_")
 
@@ -53,4 +55,3 @@ def population_order(populations: Iterable[str]) -> list[str]:
 
 def sorted_keys(values: Iterable[Any]) -> list[str]:
     return [str(k) for k in sorted({int(v) for v in values})]
-

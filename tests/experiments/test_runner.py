@@ -1,22 +1,21 @@
-"""The paper's experiments (Figure 4, Table 1, Figure 5, Table 2, Table 3, Appendix F statistics) on the smoke
-fixtures: the summary's shape, its numbers against independent recomputations, tables, figures, MLflow."""
+"""The paper's experiments (Figure 4, Table 1, Figure 5, Table 2, Table 3, Appendix F statistics) run as one
+suite on the smoke fixtures: the summary's shape, its numbers against independent recomputations, tables,
+figures, MLflow."""
 
 import inspect
 import json
 import math
 
-import numpy as np
 import pandas as pd
 import pytest
 
-from hyperrep_ray.experiments import runner as E
-from hyperrep_ray.autoencoder.bundle import HyperRepresentation
-from hyperrep_ray.data.images import ImageData, load_dataset
-from hyperrep_ray.evaluation.finetune import hyper_for_dataset
+from hyperrep_ray.config import ExperimentsConfig
+from hyperrep_ray.data.images import ImageData
 from hyperrep_ray.evaluation.stats import compare
-from hyperrep_ray.sampling.generate import sample_embeddings
+from hyperrep_ray.experiments.data import digits_transfer_target
+from hyperrep_ray.experiments.in_dataset import in_dataset
+from hyperrep_ray.experiments.runner import EXPERIMENTS, resolve_decode_on_driver, run_experiments
 from hyperrep_ray.sampling.samplers import SAMPLERS
-from hyperrep_ray.zoo.population import evaluate_weight_vectors
 
 TOL = 1 / 128 + 1e-9  # one test image of small_digits
 N = 6
@@ -40,28 +39,32 @@ def _slice(data: ImageData, train: int = 256, test: int = 128) -> ImageData:
 
 @pytest.fixture(scope="module")
 def run(trained_ae, tiny_zoo, small_digits, tmp_path_factory, ray_session):
-    """run_experiments once, every sampler, the tiny zoo as the unseen zoo; n=6, fine-tuning epochs 0, 1."""
+    """run_experiments once, every sampler but UMAP's, the tiny zoo as the unseen zoo; n=6, fine-tuning
+    epochs 0, 1."""
     root = tmp_path_factory.mktemp("experiments")
     uri = f"sqlite:///{root / 'mlflow.db'}"
     ae = trained_ae[0]
-    summary = E.run_experiments(
-        ae,
-        ae,  # the smoke fixtures have one autoencoder: it stands in for the no-LWLN baseline too
-        tiny_zoo,
-        root / "out",
+    config = ExperimentsConfig(
         n=N,
         finetune_epochs=(0, 1),
         seed=0,
-        other_zoo=tiny_zoo,
-        tracking_uri=uri,
-        data=small_digits,
-        transfer_target=_slice(E.digits_transfer_target(0)),
-        other_data=small_digits,
         methods=FIGURE4_METHODS,
         gan_epochs=5,
         ensemble_sizes=(1, 2, 5),
         ensemble_repeats=3,
         decode_on_driver=True,  # no decoder actor per population (test_cli_eval's evaluate uses them)
+    )
+    summary = run_experiments(
+        ae,
+        ae,  # the smoke fixtures have one autoencoder: it stands in for the no-LWLN baseline too
+        tiny_zoo,
+        root / "out",
+        config,
+        other_zoo=tiny_zoo,
+        tracking_uri=uri,
+        data=small_digits,
+        transfer_target=_slice(digits_transfer_target(0)),
+        other_data=small_digits,
     )
     return summary, root / "out", uri
 
@@ -75,15 +78,15 @@ def _check_stats(s, n=None):
         assert s["n"] == n
 
 
+@pytest.mark.slow
 def test_summary_has_every_experiment_population_and_epoch(run):
     summary, out, _ = run
     assert json.loads((out / "summary.json").read_text()) == json.loads(json.dumps(summary))
-    assert all(name in summary for name in E.EXPERIMENTS) and summary["skipped"] == {}
+    assert all(name in summary for name in EXPERIMENTS) and summary["skipped"] == {}
 
     ind = summary["in_dataset"]
     assert set(ind) == {"B_T", "B_KDE30", *(SAMPLERS[m] for m in FIGURE4_METHODS)}  # Figure 4 + Table 1
-    for fn in (E.in_dataset, E.run_experiments):
-        assert inspect.signature(fn).parameters["methods"].default == tuple(SAMPLERS)
+    assert inspect.signature(in_dataset).parameters["methods"].default == tuple(SAMPLERS)
     for pop in ("B_T", "B_KDE30", "S_KDE30", "S_KDEJ30"):
         assert set(ind[pop]) == {"0", "1"}
     assert all(set(ind[p]) == {"0"} for p in ind if p not in ("B_T", "B_KDE30", "S_KDE30", "S_KDEJ30"))
@@ -99,7 +102,7 @@ def test_summary_has_every_experiment_population_and_epoch(run):
         "S_KDE30": {"0"},
         "S_KDE30_ens5": {"0"},
     }
-    for name in E.EXPERIMENTS:
+    for name in EXPERIMENTS:
         for pop, per in summary[name].items():
             for key, s in per.items():
                 expected = 3 if (name == "ensembles" and key != "1") or pop == "S_KDE30_ens5" else N
@@ -107,6 +110,7 @@ def test_summary_has_every_experiment_population_and_epoch(run):
     assert summary["meta"]["config"]["n"] == N and summary["meta"]["seconds"]["total"] > 0
 
 
+@pytest.mark.slow
 def test_statistics_match_stats_compare_on_the_raw_rows(run):
     summary, out, _ = run
     raw = {
@@ -143,6 +147,7 @@ def test_statistics_match_stats_compare_on_the_raw_rows(run):
                 assert s["mean"] == pytest.approx(acc.mean()) and s["median"] == pytest.approx(acc.median())
 
 
+@pytest.mark.slow
 def test_tables_and_figures_are_written(run):
     summary, out, _ = run
     for stem in ("in_dataset/figure4", "table1/table1", "ensembles/figure5", "transfer/transfer"):
@@ -164,6 +169,7 @@ def test_tables_and_figures_are_written(run):
     assert "Table 2" in report and "figure5.png" in report and "Table 3" in report
 
 
+@pytest.mark.slow
 def test_mlflow_parent_with_one_child_per_experiment(run):
     from mlflow.tracking import MlflowClient
 
@@ -178,7 +184,7 @@ def test_mlflow_parent_with_one_child_per_experiment(run):
     children = {
         r.info.run_name: r for r in runs if r.data.tags.get("mlflow.parentRunId") == parent.info.run_id
     }
-    assert set(children) == set(E.EXPERIMENTS)
+    assert set(children) == set(EXPERIMENTS)
     tr = children["transfer"]
     assert tr.data.metrics["S_KDE30.1.mean"] == pytest.approx(summary["transfer"]["S_KDE30"]["1"]["mean"])
     assert "p_value.S_KDE30_vs_B_F.1" in tr.data.metrics and tr.data.params["target"] == "digits-transposed"
@@ -190,6 +196,7 @@ def test_mlflow_parent_with_one_child_per_experiment(run):
     assert {a.path for a in client.list_artifacts(parent.info.run_id)} >= {"summary.json", "report.md"}
 
 
+@pytest.mark.slow
 def test_ensembles_agree_with_the_ray_pipeline(run):
     """The ensemble path (decode + fine-tune locally, logits from PopulationCNN) and the Ray Data pipeline
     see the same models: size-1 ensembles reproduce Table 1's S_KDE30 and B_T means."""
@@ -199,72 +206,8 @@ def test_ensembles_agree_with_the_ray_pipeline(run):
         assert ens[f"{pop}_ep{epoch}"]["1"]["mean"] == pytest.approx(ind[pop][epoch]["mean"], abs=TOL)
 
 
-def test_ensembles_of_size_one_are_the_individual_models(
-    trained_ae, tiny_zoo, small_digits, tmp_path, ray_session
-):
-    ae = trained_ae[0]
-    res = E.ensembles(ae, small_digits, 4, (1, 3, 9), 5, seed=2, out=tmp_path, zoo=tiny_zoo, train_epochs=1)
-    assert set(res.summary) == {"S_KDE30_ep0", "S_KDE30_ep1", "B_T_ep1"}
-    assert all(set(per) == {"1", "3"} for per in res.summary.values()) and "size 9" in res.notes[0]
-    decoded = HyperRepresentation.load(ae).decode(sample_embeddings(ae, 4, "kde30", seed=2))
-    np.testing.assert_array_equal(res.extra["weights"]["S_KDE30_ep0"], decoded)
-    for pop, w in res.extra["weights"].items():
-        acc, _ = evaluate_weight_vectors(w, small_digits.test_x, small_digits.test_y, "tanh")
-        rows = res.frame[(res.frame.population == pop) & (res.frame.ensemble_size == 1)]
-        assert rows["members"].tolist() == ["0", "1", "2", "3"]
-        np.testing.assert_allclose(rows["test_acc"], acc, atol=TOL)
-        assert res.summary[pop]["1"]["mean"] == pytest.approx(acc.mean(), abs=TOL)
-    # the same member sets for every population, 5 of them per size
-    sets = res.frame[res.frame.ensemble_size == 3].groupby("population")["members"].apply(list)
-    assert len({tuple(v) for v in sets}) == 1 and all(len(v) == 5 for v in sets)
-    assert (tmp_path / "ensembles" / "figure5.png").read_bytes()[:8] == PNG
-
-
-def test_ensemble_helpers():
-    members = E.random_ensembles(5, (1, 2, 7), repeats=4, seed=0)
-    assert set(members) == {1, 2} and [m.tolist() for m in members[1]] == [[i] for i in range(5)]
-    assert all(len(set(m.tolist())) == 2 for m in members[2]) and len(members[2]) == 4
-    assert [m.tolist() for m in members[2]] == [m.tolist() for m in E.random_ensembles(5, (2,), 4, 0)[2]]
-
-    y = np.array([0, 1, 2])
-    logits = np.zeros((3, 3, 10), np.float32)
-    logits[0, np.arange(3), [0, 1, 0]] = 1.0  # 2/3 right
-    logits[1, np.arange(3), [0, 0, 2]] = 3.0  # 2/3 right, more confident
-    logits[2] = np.nan  # a model whose weights were not finite
-    assert E.ensemble_accuracy(logits, y, [0]) == pytest.approx(2 / 3)
-    # averaged logits: image 1 -> class 0 (3 > 1), image 2 -> class 2 (3 > 1)
-    assert E.ensemble_accuracy(logits, y, [0, 1]) == pytest.approx(2 / 3)
-    assert E.ensemble_accuracy(logits, y, [0, 2]) == E.ensemble_accuracy(logits, y, [0])
-    assert E.ensemble_accuracy(logits, y, [2]) == 0.0
-
-
-def test_digits_transfer_target_is_mirrored_rotated_digits():
-    src, tgt = load_dataset("digits"), E.digits_transfer_target(0)
-    assert tgt.name == E.TRANSFER_TARGET_NAME and tgt.preprocessing["derived_from"] == "digits"
-    assert tgt.train_x.shape == src.train_x.shape and tgt.test_x.shape == src.test_x.shape
-    assert (tgt.train_y == src.train_y).all() and (tgt.test_y == src.test_y).all()  # same labels, same split
-    # mirror left-right then rotate 90 degrees = transpose (bilinear resizing commutes with it)
-    np.testing.assert_allclose(tgt.train_x, src.train_x.transpose(-1, -2), atol=1e-5)
-    np.testing.assert_allclose(tgt.test_x, src.test_x.transpose(-1, -2), atol=1e-5)
-    assert not np.allclose(tgt.test_x, src.test_x, atol=0.1)
-    hyper, init = E.target_hyper(tgt)
-    assert hyper["lr"] == hyper_for_dataset("digits")["lr"] and init == hyper_for_dataset("digits")["init"]
-
-
-def test_experiments_check_their_inputs(trained_ae, tiny_zoo, small_digits, tmp_path):
-    ae = trained_ae[0]
-    with pytest.raises(ValueError, match="unknown sampling method"):
-        E.in_dataset(ae, tiny_zoo, small_digits, 2, methods=["kde31"], out=tmp_path)
-    with pytest.raises(ValueError, match="n .* must be >= 1"):
-        E.table1(ae, None, tiny_zoo, small_digits, 0, out=tmp_path)
-    colour = ImageData(
-        "cifar10",
-        *(
-            t.repeat(1, 3, 1, 1) if t.ndim == 4 else t
-            for t in (small_digits.train_x, small_digits.train_y, small_digits.test_x, small_digits.test_y)
-        ),
-    )
-    with pytest.raises(ValueError, match="3 channel"):
-        E.transfer(ae, tiny_zoo, small_digits, colour, 2, (0,), out=tmp_path)
-    with pytest.raises(FileNotFoundError, match="not a trained autoencoder"):
-        E.unseen_zoo(str(tmp_path), tiny_zoo, small_digits, 2, out=tmp_path)
+def test_decode_on_driver_follows_the_config_else_the_cluster(ray_session):
+    assert resolve_decode_on_driver(ExperimentsConfig(decode_on_driver=True)) is True
+    assert resolve_decode_on_driver(ExperimentsConfig(decode_on_driver=False)) is False
+    no_gpus = ray_session.cluster_resources().get("GPU", 0) == 0
+    assert resolve_decode_on_driver(ExperimentsConfig()) is no_gpus  # None: decoder actors only on GPUs
