@@ -8,10 +8,12 @@ from __future__ import annotations
 import json
 import os
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
+
+import numpy as np
 
 
 def temporary_sibling(path: str | Path) -> Path:
@@ -47,3 +49,13 @@ def write_text(path: str | Path, text: str) -> Path:
 def write_json(path: str | Path, obj: Any, sort_keys: bool = False) -> Path:
     """Indented JSON; numpy scalars and other numbers are written as floats."""
     return write_text(path, json.dumps(obj, indent=2, default=float, sort_keys=sort_keys) + "\n")
+
+
+def write_npz(path: str | Path, arrays: Mapping[str, Any]) -> Path:
+    """Uncompressed ``.npz`` at exactly ``path`` (``np.savez`` given a name would append ``.npz``)."""
+
+    def writer(tmp: Path) -> None:
+        with open(tmp, "wb") as f:
+            np.savez(f, **arrays)
+
+    return write_with(path, writer)

@@ -164,7 +164,7 @@ def build_shard_table(
     for m in metrics.values():
         finite &= np.isfinite(m).all(axis=1)
     keep = np.flatnonzero(finite)
-    diverged = [int(model_ids[i]) for i in np.flatnonzero(~finite)]
+    diverged = [int(model_ids[int(i)]) for i in np.flatnonzero(~finite)]
     rows_e = np.repeat(np.asarray(epochs, np.int16), len(keep))
     rows_k = np.tile(keep, n_epochs)
     w = weights[rows_k, np.repeat(np.arange(n_epochs), len(keep))].astype(np.float32, copy=False)

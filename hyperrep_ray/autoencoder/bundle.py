@@ -16,9 +16,10 @@ from typing import Any
 import numpy as np
 import torch
 
+from hyperrep_ray.autoencoder.data import align_weights
 from hyperrep_ray.autoencoder.model import AEArchitecture, HyperAutoencoder
 from hyperrep_ray.config import AEConfig
-from hyperrep_ray.io import write_json
+from hyperrep_ray.io import write_json, write_npz, write_with
 from hyperrep_ray.weightspace.tokens import token_layout, tokens_to_vectors, vectors_to_tokens
 
 #: The files that make a directory a trained autoencoder (written by :meth:`HyperRepresentation.save`).
@@ -73,8 +74,6 @@ class HyperRepresentation:
         self, weights: np.ndarray | torch.Tensor, batch_size: int = 512, aligned: bool = False
     ) -> np.ndarray:
         """z (M, d_z) of flat weight vectors (M, N); aligns them first unless ``aligned``."""
-        from hyperrep_ray.autoencoder.data import align_weights
-
         w = np.asarray(weights.cpu() if torch.is_tensor(weights) else weights, dtype=np.float32)
         layout = token_layout(self.in_channels)
         if w.ndim != 2 or w.shape[1] != layout.n_params:
@@ -108,15 +107,15 @@ class HyperRepresentation:
         return self.decode(self.encode(weights, aligned=aligned))
 
     def save(self, directory: str | Path, extra: dict[str, Any] | None = None) -> Path:
+        """Write the bundle files (each atomically); ``extra`` goes into ``ae.json`` (e.g. the zoo)."""
         d = Path(directory)
         d.mkdir(parents=True, exist_ok=True)
-        torch.save(self.model.state_dict(), d / "model.pt")
-        np.savez(
-            d / "normalisation.npz",
-            var_tokens=self.var_tokens,
-            mean_params=self.mean_params,
-            **({"reference": self.reference} if self.reference is not None else {}),
-        )
+        state = self.model.state_dict()
+        write_with(d / "model.pt", lambda tmp: torch.save(state, tmp))
+        arrays = {"var_tokens": self.var_tokens, "mean_params": self.mean_params}
+        if self.reference is not None:
+            arrays["reference"] = self.reference
+        write_npz(d / "normalisation.npz", arrays)
         info = {
             "config": self.cfg.model_dump(mode="json"),
             "in_channels": self.in_channels,
@@ -130,6 +129,7 @@ class HyperRepresentation:
 
     @classmethod
     def load(cls, directory: str | Path, device: str = "cpu") -> HyperRepresentation:
+        """The bundle in ``directory`` (a clear error when it is not a trained autoencoder)."""
         d = Path(directory)
         info = read_ae_info(d)
         cfg = AEConfig(**info["config"])
@@ -139,15 +139,16 @@ class HyperRepresentation:
             state.setdefault(name, getattr(model, name))
         model.load_state_dict(state)
         model.to(device).eval()
-        npz = np.load(d / "normalisation.npz")
+        with np.load(d / "normalisation.npz") as npz:
+            arrays = {k: npz[k] for k in npz.files}
         return cls(
             model=model,
             cfg=cfg,
             in_channels=int(info["in_channels"]),
             activation=info["activation"],
             dataset=info["dataset"],
-            reference=npz["reference"] if "reference" in npz.files else None,
-            var_tokens=npz["var_tokens"],
-            mean_params=npz["mean_params"],
+            reference=arrays.get("reference"),
+            var_tokens=arrays["var_tokens"],
+            mean_params=arrays["mean_params"],
             device=device,
         )

@@ -7,7 +7,8 @@ the train split only, so nothing about val/test leaks into training.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, fields
 from typing import Any
 
 import numpy as np
@@ -15,7 +16,53 @@ import pandas as pd
 
 from hyperrep_ray import store
 from hyperrep_ray.config import AEConfig
+from hyperrep_ray.weightspace.align import align_to_reference, fit_reference
 from hyperrep_ray.weightspace.tokens import layer_stats, standardisation, token_layout
+
+
+@dataclass(frozen=True)
+class TrainingPayload:
+    """The arrays a training worker needs, shipped once through Ray's object store.
+
+    Everything is fitted on the train split (see :func:`train_statistics`); ``val`` is only scored."""
+
+    train: np.ndarray  # (M, N) float32, aligned when the autoencoder aligns
+    val: np.ndarray  # (M_val, N)
+    var_tokens: np.ndarray  # [T, D] layer variance per token entry (LWLN)
+    mean_params: np.ndarray  # [N] mean weight vector (the R^2 baseline)
+    token_shift: np.ndarray  # [T, D] encoder-input standardisation
+    token_scale: np.ndarray  # [T, D]
+    in_channels: int
+
+    @classmethod
+    def from_mapping(cls, payload: Mapping[str, Any]) -> TrainingPayload:
+        """From the plain dict older callers ship (the field names are its keys); a payload without
+        standardisation gets the identity, as before standardisation existed."""
+        var_tokens = np.asarray(payload["var_tokens"], np.float32)
+        return cls(
+            train=np.asarray(payload["train"], np.float32),
+            val=np.asarray(payload["val"], np.float32),
+            var_tokens=var_tokens,
+            mean_params=np.asarray(payload["mean_params"], np.float32),
+            token_shift=np.asarray(payload.get("token_shift", np.zeros_like(var_tokens)), np.float32),
+            token_scale=np.asarray(payload.get("token_scale", np.ones_like(var_tokens)), np.float32),
+            in_channels=int(payload["in_channels"]),
+        )
+
+    def as_dict(self) -> dict[str, Any]:
+        return {f.name: getattr(self, f.name) for f in fields(self)}
+
+    def writable(self) -> TrainingPayload:
+        """A copy whose arrays torch may wrap (arrays from Ray's object store are read-only)."""
+        return TrainingPayload(
+            train=np.array(self.train, np.float32),
+            val=np.array(self.val, np.float32),
+            var_tokens=np.array(self.var_tokens, np.float32),
+            mean_params=np.array(self.mean_params, np.float32),
+            token_shift=np.array(self.token_shift, np.float32),
+            token_scale=np.array(self.token_scale, np.float32),
+            in_channels=self.in_channels,
+        )
 
 
 @dataclass
@@ -32,32 +79,34 @@ class AEData:
     token_shift: np.ndarray  # [T, D] encoder-input standardisation (cfg.standardize), train split
     token_scale: np.ndarray  # [T, D]
 
+    def training_payload(self) -> TrainingPayload:
+        """What Ray Train workers need (shipped once through the object store)."""
+        return TrainingPayload(
+            train=self.weights["train"],
+            val=self.weights["val"],
+            var_tokens=self.var_tokens,
+            mean_params=self.mean_params,
+            token_shift=self.token_shift,
+            token_scale=self.token_scale,
+            in_channels=self.in_channels,
+        )
+
     def worker_payload(self) -> dict[str, Any]:
-        """The arrays Ray Train workers need (shipped once through the object store)."""
-        return {
-            "train": self.weights["train"],
-            "val": self.weights["val"],
-            "var_tokens": self.var_tokens,
-            "mean_params": self.mean_params,
-            "token_shift": self.token_shift,
-            "token_scale": self.token_scale,
-            "in_channels": self.in_channels,
-        }
+        """:meth:`training_payload` as a plain dict, for callers that still ship dicts (the loop
+        accepts both)."""
+        return self.training_payload().as_dict()
 
 
 def align_weights(w: np.ndarray, reference: np.ndarray | None, in_channels: int) -> np.ndarray:
+    """``w`` in the reference's canonical neuron order (unchanged without a reference)."""
     if reference is None or len(w) == 0:
         return w
-    from hyperrep_ray.weightspace.align import align_to_reference
-
     return np.asarray(align_to_reference(w, reference, in_channels).aligned, dtype=np.float32)
 
 
 def prepare_ae_data(zoo: str, cfg: AEConfig, reference: np.ndarray | None = None) -> AEData:
     """Load the epoch window of every split from the store; fit (or reuse) the alignment
     reference and the layer statistics on the train split."""
-    from hyperrep_ray.weightspace.align import fit_reference
-
     meta = store.read_zoo_meta(zoo)
     lo, hi = cfg.epochs_window
     recorded = meta.get("epochs_recorded", [])
@@ -75,10 +124,8 @@ def prepare_ae_data(zoo: str, cfg: AEConfig, reference: np.ndarray | None = None
         weights[split] = w.numpy()
         frames[split] = df.reset_index(drop=True)
     if cfg.align and reference is None:
-        reference = fit_reference(
-            weights["train"], in_channels, iterations=cfg.align_iterations, seed=cfg.seed
-        )
-        reference = np.asarray(reference.reference, dtype=np.float32)
+        fit = fit_reference(weights["train"], in_channels, iterations=cfg.align_iterations, seed=cfg.seed)
+        reference = np.asarray(fit.reference, dtype=np.float32)
     if cfg.align:
         weights = {k: align_weights(v, reference, in_channels) for k, v in weights.items()}
     else:

@@ -7,9 +7,7 @@ were fitted on z when the autoencoder was trained.
 
 from __future__ import annotations
 
-import pickle
 from collections.abc import Sequence
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -17,8 +15,11 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from hyperrep_ray import store
+from hyperrep_ray.autoencoder.artifacts import load_probes
 from hyperrep_ray.autoencoder.bundle import HyperRepresentation
+from hyperrep_ray.autoencoder.probes import TARGETS, probe_key
 from hyperrep_ray.io import write_with
+from hyperrep_ray.zoo.weights_io import load_weights
 
 
 def embed_store(ae: str, zoo: str, out: str, epochs: Sequence[int] | None = None) -> int:
@@ -37,16 +38,11 @@ def embed_store(ae: str, zoo: str, out: str, epochs: Sequence[int] | None = None
 
 
 def predict_properties(ae: str, files: Sequence[str]) -> list[dict[str, Any]]:
-    from hyperrep_ray.autoencoder.probes import probe_key
-    from hyperrep_ray.zoo.weights_io import load_weights
-
+    """Test accuracy, epoch and generalisation gap of each model file, predicted from its z by the
+    probes fitted when the autoencoder was trained."""
     bundle = HyperRepresentation.load(ae)
-    probes_path = Path(ae) / "probes.pkl"
-    if not probes_path.exists():
-        raise FileNotFoundError(f"{probes_path} is missing; it is written at the end of `hyperrep train-ae`")
-    with open(probes_path, "rb") as f:
-        probes = pickle.load(f)
+    probes = load_probes(ae)
     w = np.stack([load_weights(f)[0] for f in files])
     z = bundle.encode(w)
-    preds = {t: probes[probe_key(t, "z")].predict(z) for t in ("test_accuracy", "epoch", "ggap")}
+    preds = {t: probes[probe_key(t, "z")].predict(z) for t in TARGETS}
     return [{"file": str(f), **{t: float(preds[t][i]) for t in preds}} for i, f in enumerate(files)]

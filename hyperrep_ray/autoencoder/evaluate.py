@@ -11,6 +11,7 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -18,56 +19,36 @@ import numpy as np
 
 from hyperrep_ray.autoencoder.bundle import HyperRepresentation
 from hyperrep_ray.autoencoder.data import AEData
+from hyperrep_ray.autoencoder.losses import reconstruction_r2, reconstruction_r2_per_layer, saturated_fraction
+from hyperrep_ray.autoencoder.probes import Probe, fit_probes, probe_targets, weight_statistics
+from hyperrep_ray.autoencoder.scoring import Score, dataset_scorer
+from hyperrep_ray.autoencoder.smoothness import (
+    interpolation_accuracy,
+    noise_accuracy,
+    pairs_for_interpolation,
+    plot_interpolation,
+    plot_noise,
+)
+from hyperrep_ray.plotting import pyplot, save_figure
+from hyperrep_ray.weightspace.tokens import token_layout
 
 
-def scorer(dataset: str, activation: str, data_root: str | None = None, split: str = "test"):
-    """score(weights (M, N)) -> accuracies (M,) on the data set's held-out test images."""
-    from hyperrep_ray.data.images import load_dataset
-    from hyperrep_ray.zoo.population import evaluate_weight_vectors
+@dataclass
+class AEEvaluation:
+    """Everything :func:`evaluate_autoencoder` measured: flat metrics (for MLflow and metrics.json),
+    the fitted probes (saved with the autoencoder) and the figures it drew."""
 
-    images = load_dataset(dataset, data_root)
-    x, y = (images.test_x, images.test_y) if split == "test" else (images.train_x, images.train_y)
-
-    def score(weights: np.ndarray) -> np.ndarray:
-        return evaluate_weight_vectors(weights, x, y, activation)[0]
-
-    return score
+    metrics: dict[str, Any]
+    probes: dict[str, Probe]
+    figures: list[Path] = field(default_factory=list)
 
 
-def evaluate_autoencoder(
-    bundle: HyperRepresentation,
-    data: AEData,
-    zoo: str,
-    out_dir: str | Path,
-    data_root: str | None = None,
-    n_pairs: int = 20,
-    seed: int = 0,
-) -> tuple[dict[str, Any], dict[str, Any], list[Path]]:
-    """(metrics, fitted probes, figure paths)."""
-    from hyperrep_ray.autoencoder.losses import (
-        reconstruction_r2,
-        reconstruction_r2_per_layer,
-        saturated_fraction,
-    )
-    from hyperrep_ray.autoencoder.probes import fit_probes, probe_targets, weight_statistics
-    from hyperrep_ray.autoencoder.smoothness import (
-        interpolation_accuracy,
-        noise_accuracy,
-        pairs_for_interpolation,
-        plot_interpolation,
-        plot_noise,
-    )
-    from hyperrep_ray.weightspace.tokens import token_layout
-
-    out_dir = Path(out_dir)
+def reconstruction_metrics(
+    bundle: HyperRepresentation, data: AEData, z: dict[str, np.ndarray]
+) -> dict[str, float]:
+    """R^2 of every non-empty split, overall and per layer, and the test embeddings' saturation."""
     layout = token_layout(data.in_channels)
-    metrics: dict[str, Any] = {
-        "zoo": str(zoo),
-        "n_train": len(data.weights["train"]),
-        "n_val": len(data.weights["val"]),
-        "n_test": len(data.weights["test"]),
-    }
-    z = {s: bundle.encode(w, aligned=True) for s, w in data.weights.items()}
+    metrics: dict[str, float] = {}
     for split in ("val", "test", "train"):
         w = data.weights[split]
         if not len(w):
@@ -78,15 +59,11 @@ def evaluate_autoencoder(
         for name, v in zip(layout.names, per_layer, strict=True):
             metrics[f"reconstruction_r2_{split}_{name}"] = float(v)
     metrics["z_saturated_test"] = saturated_fraction(z["test"])
-    score = scorer(data.dataset, data.activation, data_root)
-    test_w = data.weights["test"]
-    recon_test = bundle.decode(z["test"])
-    orig_acc = score(test_w)
-    rec_acc = score(recon_test)
-    metrics["original_test_accuracy_mean"] = float(orig_acc.mean())
-    metrics["reconstructed_test_accuracy_mean"] = float(rec_acc.mean())
-    metrics["stored_test_accuracy_mean"] = float(data.meta["test"]["test_acc"].mean())
+    return metrics
 
+
+def probe_metrics(data: AEData, z: dict[str, np.ndarray]) -> tuple[dict[str, float], dict[str, Probe]]:
+    """Probes from z, W and s(W): fitted on train (alpha by group k-fold over models), scored on test."""
     feats = {
         s: {"z": z[s], "W": data.weights[s], "sW": weight_statistics(data.weights[s], data.in_channels)}
         for s in ("train", "test")
@@ -95,35 +72,71 @@ def evaluate_autoencoder(
         s: probe_targets(data.meta[s]["train_acc"], data.meta[s]["test_acc"], data.meta[s]["epoch"])
         for s in ("train", "test")
     }
-    probe_metrics, probes = fit_probes(
+    return fit_probes(
         feats["train"],
         feats["test"],
         targets["train"],
         targets["test"],
         groups_train=data.meta["train"]["model_id"].to_numpy(),
     )
-    metrics.update(probe_metrics)
 
-    pairs = pairs_for_interpolation(len(z["test"]), min(n_pairs, max(1, len(z["test"]) // 2)), seed)
-    interp = interpolation_accuracy(z["test"][pairs[:, 0]], z["test"][pairs[:, 1]], bundle.decode, score)
-    noise = noise_accuracy(z["test"][: 4 * n_pairs], bundle.decode, score, seed=seed)
-    metrics["interpolation_accuracy_min"] = float(interp["interpolation_accuracy_min"])
-    metrics["interpolation_path_min_mean"] = float(interp["min_over_path_mean"])
+
+def smoothness_metrics(
+    bundle: HyperRepresentation, z_test: np.ndarray, score: Score, out_dir: Path, n_pairs: int, seed: int
+) -> tuple[dict[str, float], list[Path]]:
+    """Decoded accuracy along interpolations between test embeddings and under noise on them."""
+    pairs = pairs_for_interpolation(len(z_test), min(n_pairs, max(1, len(z_test) // 2)), seed)
+    interp = interpolation_accuracy(z_test[pairs[:, 0]], z_test[pairs[:, 1]], bundle.decode, score)
+    noise = noise_accuracy(z_test[: 4 * n_pairs], bundle.decode, score, seed=seed)
+    metrics = {
+        "interpolation_accuracy_min": float(interp["interpolation_accuracy_min"]),
+        "interpolation_path_min_mean": float(interp["min_over_path_mean"]),
+    }
     for level, acc in zip(noise["levels"], noise["mean_accuracy"], strict=True):
         metrics[f"noise_accuracy_{int(round(level * 100))}pct"] = float(acc)
     metrics["noise_accuracy"] = float(np.mean(noise["mean_accuracy"][1:]))
     figures = [
         plot_interpolation(interp, out_dir / "interpolation_accuracy.png"),
         plot_noise(noise, out_dir / "noise_accuracy.png"),
-        plot_reconstruction(orig_acc, rec_acc, out_dir / "reconstruction_accuracy.png"),
     ]
-    return metrics, probes, [Path(f) for f in figures]
+    return metrics, [Path(f) for f in figures]
+
+
+def evaluate_autoencoder(
+    bundle: HyperRepresentation,
+    data: AEData,
+    zoo: str,
+    out_dir: str | Path,
+    data_root: str | None = None,
+    n_pairs: int = 20,
+    seed: int = 0,
+) -> AEEvaluation:
+    """Measure ``bundle`` on the zoo's splits; figures are written to ``out_dir``."""
+    out_dir = Path(out_dir)
+    metrics: dict[str, Any] = {
+        "zoo": str(zoo),
+        "n_train": len(data.weights["train"]),
+        "n_val": len(data.weights["val"]),
+        "n_test": len(data.weights["test"]),
+    }
+    z = {s: bundle.encode(w, aligned=True) for s, w in data.weights.items()}
+    metrics.update(reconstruction_metrics(bundle, data, z))
+    score = dataset_scorer(data.dataset, data.activation, data_root)
+    orig_acc = score(data.weights["test"])
+    rec_acc = score(bundle.decode(z["test"]))
+    metrics["original_test_accuracy_mean"] = float(orig_acc.mean())
+    metrics["reconstructed_test_accuracy_mean"] = float(rec_acc.mean())
+    metrics["stored_test_accuracy_mean"] = float(data.meta["test"]["test_acc"].mean())
+    probe_scores, probes = probe_metrics(data, z)
+    metrics.update(probe_scores)
+    smooth, figures = smoothness_metrics(bundle, z["test"], score, out_dir, n_pairs, seed)
+    metrics.update(smooth)
+    figures.append(plot_reconstruction(orig_acc, rec_acc, out_dir / "reconstruction_accuracy.png"))
+    return AEEvaluation(metrics, probes, figures)
 
 
 def plot_reconstruction(orig: np.ndarray, recon: np.ndarray, path: str | Path) -> Path:
     """Paper Figure 9/10 (bottom): accuracy of test models before and after encode -> decode."""
-    from hyperrep_ray.plotting import pyplot, save_figure
-
     plt = pyplot()
     fig, ax = plt.subplots(figsize=(5, 3.5))
     bins = np.linspace(0, 1, 41)

@@ -111,6 +111,9 @@ class PerLayerLinear(nn.Module):
     permutation — no data-dependent control flow.
     """
 
+    order: torch.Tensor
+    inverse: torch.Tensor
+
     def __init__(self, layer_of_token: Sequence[int], in_features: int, out_features: int) -> None:
         super().__init__()
         layers = [int(v) for v in layer_of_token]
@@ -159,6 +162,9 @@ def _stack(arch: AEArchitecture) -> nn.TransformerEncoder:
 
 class HyperAutoencoder(nn.Module):
     """Transformer autoencoder: neuron tokens [B, T, D] <-> hyper-representation z [B, d_z] in [-1, 1]."""
+
+    token_shift: torch.Tensor
+    token_scale: torch.Tensor
 
     def __init__(self, arch: AEArchitecture) -> None:
         super().__init__()

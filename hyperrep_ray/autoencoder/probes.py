@@ -63,7 +63,7 @@ TARGETS: tuple[str, ...] = ("test_accuracy", "epoch", "ggap")
 
 def weight_statistic_names(in_channels: int = 1) -> list[str]:
     """Column names of :func:`weight_statistics`, e.g. ``conv1.weight.mean``, ``fc2.bias.q100``."""
-    names = []
+    names: list[str] = []
     for layer in token_layout(in_channels).layers:
         for part in ("weight", "bias"):
             names.extend(f"{layer.name}.{part}.{s}" for s in STATISTICS)
@@ -118,20 +118,37 @@ def probe_targets(
 
 @dataclass
 class Probe:
-    """A fitted standardiser + ridge regression. Picklable (plain sklearn objects), so it can be
-    stored next to an autoencoder checkpoint and later predict properties of new models' embeddings."""
+    """A fitted standardiser + ridge regression, kept as plain arrays (``mean``, ``scale`` of the
+    features, ``coef`` and ``intercept`` of the ridge), so it can be stored next to an autoencoder
+    as arrays and JSON and later predict properties of new models' embeddings."""
 
-    pipeline: Pipeline
+    mean: np.ndarray  # [F] feature means of the train rows
+    scale: np.ndarray  # [F] feature standard deviations (1 where a feature is constant)
+    coef: np.ndarray  # [F] ridge coefficients on standardised features
+    intercept: float
     alpha: float
     n_features: int
     selection: str  # how alpha was chosen, e.g. "loo-gcv" or "group-5-fold"
+
+    @classmethod
+    def from_pipeline(cls, pipeline: Pipeline, alpha: float, selection: str) -> Probe:
+        scaler, ridge = pipeline.named_steps["scale"], pipeline.named_steps["ridge"]
+        return cls(
+            mean=np.asarray(scaler.mean_, np.float64),
+            scale=np.asarray(scaler.scale_, np.float64),
+            coef=np.asarray(ridge.coef_, np.float64).reshape(-1),
+            intercept=float(ridge.intercept_),
+            alpha=float(alpha),
+            n_features=int(scaler.n_features_in_),
+            selection=selection,
+        )
 
     def predict(self, features: np.ndarray) -> np.ndarray:
         """Predicted target for each row of ``features [M, n_features]`` (float64 ``[M]``)."""
         x = _features(features, "features")
         if x.shape[1] != self.n_features:
             raise ValueError(f"probe was fitted on {self.n_features} features, got {x.shape[1]}")
-        return np.asarray(self.pipeline.predict(x), dtype=np.float64).reshape(-1)
+        return ((x - self.mean) / self.scale) @ self.coef + self.intercept
 
 
 def _features(x: np.ndarray, name: str) -> np.ndarray:
@@ -169,7 +186,7 @@ def fit_probe(
     y = _target(target_train, x.shape[0], "target_train")
     if alpha is not None:
         pipe = Pipeline([("scale", StandardScaler()), ("ridge", Ridge(alpha=float(alpha)))]).fit(x, y)
-        return Probe(pipe, float(alpha), x.shape[1], "fixed")
+        return Probe.from_pipeline(pipe, float(alpha), "fixed")
     grid = [float(a) for a in alphas]
     n_groups = 0 if groups is None else len(np.unique(np.asarray(groups)))
     if groups is not None and len(np.asarray(groups).reshape(-1)) != x.shape[0]:
@@ -185,11 +202,11 @@ def fit_probe(
         )
         search.fit(x, y, groups=np.asarray(groups).reshape(-1))
         best = float(search.best_params_["ridge__alpha"])
-        return Probe(search.best_estimator_, best, x.shape[1], f"group-{k}-fold")
+        return Probe.from_pipeline(search.best_estimator_, best, f"group-{k}-fold")
     if x.shape[0] < 2:
         raise ValueError("need at least 2 train rows to choose alpha by cross-validation; pass alpha=")
     pipe = Pipeline([("scale", StandardScaler()), ("ridge", RidgeCV(alphas=grid))]).fit(x, y)
-    return Probe(pipe, float(pipe.named_steps["ridge"].alpha_), x.shape[1], "loo-gcv")
+    return Probe.from_pipeline(pipe, float(pipe.named_steps["ridge"].alpha_), "loo-gcv")
 
 
 def probe_r2(probe: Probe, features_test: np.ndarray, target_test: np.ndarray) -> float:

@@ -25,7 +25,6 @@ import numpy as np
 
 __all__ = [
     "NOISE_RULES",
-    "accuracy_scorer",
     "interpolation_accuracy",
     "noise_accuracy",
     "pairs_for_interpolation",
@@ -205,19 +204,6 @@ def pairs_for_interpolation(
                 if len(chosen) == n_pairs:
                     break
     return np.asarray(list(chosen), dtype=np.int64).reshape(n_pairs, 2)
-
-
-def accuracy_scorer(
-    x: Any, y: Any, activation: str, device: str = "cpu", chunk: int = 256
-) -> Callable[[np.ndarray], np.ndarray]:
-    """``score(weights [M, N]) -> accuracy [M]`` on images ``x`` and labels ``y`` (torch tensors),
-    via :func:`hyperrep_ray.zoo.population.evaluate_weight_vectors` (non-finite vectors score 0)."""
-    from hyperrep_ray.zoo.population import evaluate_weight_vectors
-
-    def score(weights: np.ndarray) -> np.ndarray:
-        return evaluate_weight_vectors(weights, x, y, activation, chunk=chunk, device=device)[0]
-
-    return score
 
 
 # ------------------------------------------------------------------------------ figures

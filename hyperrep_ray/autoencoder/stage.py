@@ -1,13 +1,13 @@
 """The autoencoder stage as users run it: data -> Ray Train -> bundle -> metrics, in MLflow.
 
-Outputs in ``out``: the bundle (``model.pt``, ``ae.json``, ``normalisation.npz``), fitted probes
-(``probes.pkl``), ``metrics.json`` (written last: its presence means the stage is complete),
-``history.json``, PNG figures, and Ray Train's run directory ``ray_train/`` with checkpoints.
+Outputs in ``out``: the bundle (``model.pt``, ``ae.json``, ``normalisation.npz``), the anchors and
+fitted probes (:mod:`hyperrep_ray.autoencoder.artifacts`), ``metrics.json`` (written last: its
+presence means the stage is complete), ``history.json``, PNG figures, and Ray Train's run
+directory ``ray_train/`` with checkpoints.
 """
 
 from __future__ import annotations
 
-import pickle
 import shutil
 import tempfile
 import time
@@ -17,18 +17,21 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import torch
 
 from hyperrep_ray import store, tracking
-from hyperrep_ray.autoencoder.bundle import HyperRepresentation, architecture_for
+from hyperrep_ray.autoencoder.artifacts import Anchors, save_anchors, save_probes
+from hyperrep_ray.autoencoder.bundle import BUNDLE_FILES, HyperRepresentation, architecture_for
 from hyperrep_ray.autoencoder.data import AEData, prepare_ae_data
-from hyperrep_ray.autoencoder.loop import fit_autoencoder
+from hyperrep_ray.autoencoder.evaluate import evaluate_autoencoder
+from hyperrep_ray.autoencoder.model import HyperAutoencoder
+from hyperrep_ray.autoencoder.trainer import fit_autoencoder
 from hyperrep_ray.config import AEConfig
 from hyperrep_ray.io import write_json
 
 
-def build_bundle(cfg: AEConfig, data: AEData, state: dict[str, Any]) -> HyperRepresentation:
-    from hyperrep_ray.autoencoder.model import HyperAutoencoder
-
+def build_bundle(cfg: AEConfig, data: AEData, state: dict[str, torch.Tensor]) -> HyperRepresentation:
+    """The trained network with everything needed to use it (layout, alignment reference, statistics)."""
     model = HyperAutoencoder(architecture_for(cfg, data.in_channels))
     model.load_state_dict(state)
     return HyperRepresentation(
@@ -43,20 +46,35 @@ def build_bundle(cfg: AEConfig, data: AEData, state: dict[str, Any]) -> HyperRep
     )
 
 
-def save_anchors(bundle: HyperRepresentation, data: AEData, out_dir: str | Path) -> Path:
-    """Train-split embeddings with their accuracies (``anchors.npz``): what the samplers draw
-    around, kept with the autoencoder so sampling needs no access to the zoo."""
+def train_anchors(bundle: HyperRepresentation, data: AEData) -> Anchors:
+    """Train-split embeddings with their accuracies: what the samplers draw around."""
     meta = data.meta["train"]
-    path = Path(out_dir) / "anchors.npz"
-    np.savez(
-        path,
+    return Anchors(
         z=bundle.encode(data.weights["train"], aligned=True),
         test_acc=meta["test_acc"].to_numpy(),
         train_acc=meta["train_acc"].to_numpy(),
         model_id=meta["model_id"].to_numpy(),
         epoch=meta["epoch"].to_numpy(),
     )
-    return path
+
+
+def check_out_dir(out_dir: Path, resume: bool) -> Path:
+    """Ray Train's run directory under ``out_dir``; an earlier run there needs ``resume``."""
+    ray_dir = out_dir / "ray_train"
+    if ray_dir.exists() and not resume:
+        raise store.StoreError(
+            f"{ray_dir} holds an earlier training run; pass --resume to continue it, or use another --out"
+        )
+    (out_dir / "metrics.json").unlink(missing_ok=True)
+    return ray_dir
+
+
+def kept_epoch(cfg: AEConfig, history: list[dict[str, Any]]) -> int | None:
+    """Which epoch's weights the stage kept: the best validation R^2 (``keep_best``) or the last."""
+    evaluated = [h for h in history if "best_epoch" in h]
+    if not evaluated:
+        return None
+    return int(evaluated[-1]["best_epoch"]) if cfg.keep_best else len(history)
 
 
 def run_ae_stage(
@@ -71,29 +89,17 @@ def run_ae_stage(
     kill_worker_at_epoch: int | None = None,
 ) -> dict[str, Any]:
     """Train and evaluate one autoencoder; returns its metrics (also in ``out/metrics.json``)."""
-    import mlflow
-
     out_dir = Path(out)
-    ray_dir = out_dir / "ray_train"
-    if ray_dir.exists() and not resume:
-        raise store.StoreError(
-            f"{ray_dir} holds an earlier training run; pass --resume to continue it, or use another --out"
-        )
-    (out_dir / "metrics.json").unlink(missing_ok=True)
+    ray_dir = check_out_dir(out_dir, resume)
     t0 = time.perf_counter()
     name = run_name or ("ae" if cfg.lwln else "ae-nolwln")
-    with tracking.run(
-        name,
-        {"zoo": zoo, **cfg.model_dump(mode="json")},
-        tracking_uri,
-        nested=nested,
-        tags={"stage": "train-ae"},
-    ) as run:
+    params = {"zoo": zoo, **cfg.model_dump(mode="json")}
+    with tracking.run(name, params, tracking_uri, nested=nested, tags={"stage": "train-ae"}) as run:
         data = prepare_ae_data(zoo, cfg)
         tracking.log_metrics({f"n_{k}": len(v) for k, v in data.weights.items()})
         state, history = fit_autoencoder(
             cfg,
-            data.worker_payload(),
+            data.training_payload(),
             str(ray_dir),
             tracking_uri=tracking.resolve_tracking_uri(tracking_uri),
             run_id=run.info.run_id,
@@ -102,54 +108,65 @@ def run_ae_stage(
         t_train = time.perf_counter() - t0
         bundle = build_bundle(cfg, data, state)
         bundle.save(out_dir, extra={"zoo": str(zoo)})
-        from hyperrep_ray.autoencoder.evaluate import evaluate_autoencoder
-
-        save_anchors(bundle, data, out_dir)
-        metrics, probes, figures = evaluate_autoencoder(bundle, data, zoo, out_dir, data_root=data_root)
-        with open(out_dir / "probes.pkl", "wb") as f:
-            pickle.dump(probes, f)
-        metrics["train_seconds"] = t_train
-        metrics["wall_seconds"] = time.perf_counter() - t0
-        metrics["epochs_trained"] = len(history)
-        evaluated = [h for h in history if "best_epoch" in h]
-        if evaluated:  # which epoch's weights were kept (the best validation R^2, or the last)
-            metrics["kept_epoch"] = int(evaluated[-1]["best_epoch"]) if cfg.keep_best else len(history)
+        save_anchors(out_dir, train_anchors(bundle, data))
+        evaluation = evaluate_autoencoder(bundle, data, zoo, out_dir, data_root=data_root)
+        save_probes(out_dir, evaluation.probes)
+        metrics = evaluation.metrics
+        metrics.update(
+            train_seconds=t_train, wall_seconds=time.perf_counter() - t0, epochs_trained=len(history)
+        )
+        epoch = kept_epoch(cfg, history)
+        if epoch is not None:
+            metrics["kept_epoch"] = epoch
         write_json(out_dir / "history.json", history)
-        tracking.log_metrics({k: v for k, v in metrics.items() if isinstance(v, int | float)})
-        for fig in figures:
-            mlflow.log_artifact(str(fig))
-        for f in ("ae.json", "history.json"):
-            mlflow.log_artifact(str(out_dir / f))
-        _log_mlflow_model(out_dir)
-        write_json(out_dir / "metrics.json", metrics)
-        mlflow.log_artifact(str(out_dir / "metrics.json"))
+        log_stage_outputs(out_dir, metrics, evaluation.figures)
     return metrics
 
 
-def _log_mlflow_model(out_dir: Path) -> None:
-    """Log the bundle as an MLflow pyfunc model: input = weight vectors, output = z."""
+def log_stage_outputs(out_dir: Path, metrics: dict[str, Any], figures: list[Path]) -> None:
+    """Metrics, figures, the bundle as an MLflow model; ``metrics.json`` last (it marks completion)."""
+    import mlflow
+
+    tracking.log_metrics({k: v for k, v in metrics.items() if isinstance(v, int | float)})
+    for fig in figures:
+        mlflow.log_artifact(str(fig))
+    for f in ("ae.json", "history.json"):
+        mlflow.log_artifact(str(out_dir / f))
+    log_mlflow_model(out_dir)
+    write_json(out_dir / "metrics.json", metrics)
+    mlflow.log_artifact(str(out_dir / "metrics.json"))
+
+
+def log_mlflow_model(out_dir: Path) -> None:
+    """Log the bundle as an MLflow pyfunc model: input = weight vectors, output = z.
+
+    The model class is defined here, not at module level, so that MLflow stores it by value
+    (cloudpickle) and a logged model loads without this module's import path."""
     import mlflow
     import mlflow.pyfunc
 
-    class HyperRepModel(mlflow.pyfunc.PythonModel):
-        def load_context(self, context):
+    base: Any = mlflow.pyfunc.PythonModel
+
+    class HyperRepModel(base):
+        def load_context(self, context: Any) -> None:
             self.bundle = HyperRepresentation.load(context.artifacts["bundle"])
 
+        # no type hints: MLflow would try (and fail) to derive a signature from them
         def predict(self, context, model_input, params=None):  # noqa: ARG002
             return self.bundle.encode(np.asarray(model_input, dtype=np.float32))
 
-    with _bundle_copy(out_dir) as bundle_dir:
+    with bundle_copy(out_dir) as bundle_dir:
         mlflow.pyfunc.log_model(
             name="hyper_representation", python_model=HyperRepModel(), artifacts={"bundle": str(bundle_dir)}
         )
 
 
 @contextmanager
-def _bundle_copy(out_dir: Path) -> Iterator[Path]:
+def bundle_copy(out_dir: Path) -> Iterator[Path]:
     """Just the bundle files (not Ray Train's run directory) in a temporary folder."""
     with tempfile.TemporaryDirectory() as tmp:
         dst = Path(tmp) / "bundle"
         dst.mkdir()
-        for f in ("model.pt", "ae.json", "normalisation.npz"):
+        for f in BUNDLE_FILES:
             shutil.copy2(out_dir / f, dst / f)
         yield dst

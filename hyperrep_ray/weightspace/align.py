@@ -236,7 +236,7 @@ def fit_reference(
         aligned, perms = align_to_reference(x, ref, in_channels, sweeps, outgoing_first_sweep)
         stacked = np.concatenate([perms[k] for k in HIDDEN_LAYERS], axis=1)
         changed = 1.0 if previous is None else float((stacked != previous).any(axis=1).mean())
-        new_ref = aligned.mean(axis=0)
+        new_ref = np.asarray(aligned).mean(axis=0)
         history.append(
             {
                 "iteration": it,

@@ -15,7 +15,7 @@ from __future__ import annotations
 import functools
 import math
 from dataclasses import dataclass
-from typing import NamedTuple
+from typing import Literal, NamedTuple, overload
 
 import torch
 
@@ -191,6 +191,18 @@ def apply_permutation(w: torch.Tensor, perms: dict[str, torch.Tensor], in_channe
     return out[0] if single else out
 
 
+@overload
+def permute_hidden_neurons(
+    w: torch.Tensor, in_channels: int, generator: torch.Generator, return_perms: Literal[False] = False
+) -> torch.Tensor: ...
+
+
+@overload
+def permute_hidden_neurons(
+    w: torch.Tensor, in_channels: int, generator: torch.Generator, return_perms: Literal[True]
+) -> tuple[torch.Tensor, dict[str, torch.Tensor]]: ...
+
+
 def permute_hidden_neurons(
     w: torch.Tensor, in_channels: int, generator: torch.Generator, return_perms: bool = False
 ) -> torch.Tensor | tuple[torch.Tensor, dict[str, torch.Tensor]]:
@@ -333,9 +345,8 @@ class TwoViewAugmenter:
             )
         return view, target
 
-    def __call__(
-        self, w: torch.Tensor, generator: torch.Generator, return_targets: bool = False
-    ) -> tuple[torch.Tensor, torch.Tensor] | TwoViews:
+    def views(self, w: torch.Tensor, generator: torch.Generator) -> TwoViews:
+        """Both views of the batch ``w`` [B, N] and their reconstruction targets."""
         w = torch.as_tensor(w)
         if w.ndim != 2 or w.shape[1] != self.layout.n_params:
             raise ValueError(
@@ -344,4 +355,11 @@ class TwoViewAugmenter:
             )
         v1, t1 = self._view(w, generator)
         v2, t2 = self._view(w, generator)
-        return TwoViews(v1, v2, t1, t2) if return_targets else (v1, v2)
+        return TwoViews(v1, v2, t1, t2)
+
+    def __call__(
+        self, w: torch.Tensor, generator: torch.Generator, return_targets: bool = False
+    ) -> tuple[torch.Tensor, torch.Tensor] | TwoViews:
+        """:meth:`views`, or only the two inputs unless ``return_targets``."""
+        v = self.views(w, generator)
+        return v if return_targets else (v.view1, v.view2)

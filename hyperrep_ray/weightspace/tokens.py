@@ -14,6 +14,7 @@ from __future__ import annotations
 import functools
 import math
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 import torch
@@ -252,7 +253,7 @@ def broadcast_to_params(values: torch.Tensor, layout: TokenLayout) -> torch.Tens
 
 def layer_stats(
     w: torch.Tensor | np.ndarray, layout: TokenLayout | None = None, eps: float = 1e-12
-) -> dict[str, object]:
+) -> dict[str, Any]:
     """Per-layer mean and std over all weights and biases of the layer across the models in ``w``.
 
     These are the mu_l, sigma_l of the layer-wise normalised reconstruction loss (2022 paper, Eq. 2),

@@ -2,21 +2,17 @@
 a run whose validation R^2 no longer improves (in-process loop; Ray Train runs it in
 test_ae_stage.py)."""
 
-import shutil
 from pathlib import Path
 
+import pytest
 import torch
 
 from hyperrep_ray.autoencoder.bundle import architecture_for
-from hyperrep_ray.autoencoder.data import prepare_ae_data
-from hyperrep_ray.autoencoder.loop import (
-    _BestTracker,
-    build_losses,
-    evaluate_reconstruction,
-    final_weights,
-    run_training_loop,
-)
+from hyperrep_ray.autoencoder.data import TrainingPayload, prepare_ae_data
+from hyperrep_ray.autoencoder.loop import LoopConfig, build_losses, evaluate_reconstruction, run_training_loop
 from hyperrep_ray.autoencoder.model import HyperAutoencoder
+from hyperrep_ray.autoencoder.session import LocalSession, RayTrainSession, TrainSession
+from hyperrep_ray.autoencoder.train_state import BestTracker, load_train_state
 from hyperrep_ray.config import ae_preset
 from hyperrep_ray.weightspace.tokens import token_layout
 
@@ -28,46 +24,24 @@ def _tiny_model(value: float) -> torch.nn.Module:
 
 
 def test_tracker_keeps_the_best_weights_and_counts_patience():
-    t = _BestTracker(patience=2)
+    t = BestTracker(patience=2)
     assert not t.update(0.1, 1, _tiny_model(1.0))
     assert not t.update(0.3, 2, _tiny_model(2.0))
     assert not t.update(0.2, 3, _tiny_model(3.0)), "one evaluation without improvement is within patience"
     assert t.update(0.25, 4, _tiny_model(4.0)), "the second one exhausts it"
     assert (t.r2, t.epoch) == (0.3, 2)
     assert float(t.weights["weight"][0, 0]) == 2.0, "the weights are a copy taken at the best evaluation"
-    again = _BestTracker(patience=2)
-    again.restore(t.state())
+    again = BestTracker(patience=2)
+    again.restore(t.summary(), t.weights)
     assert again.update(0.29, 5, _tiny_model(5.0)), "a resumed run keeps counting where it stopped"
-    assert not _BestTracker(patience=0).update(-1.0, 1, _tiny_model(0.0)), "patience 0 never stops"
-
-
-class _KeepingSession:
-    """Rank 0 of 1 in this process; keeps the last checkpoint's directory contents."""
-
-    rank, world, device = 0, 1, torch.device("cpu")
-
-    def __init__(self, keep: Path) -> None:
-        self.keep, self.history = keep, []
-
-    def get_checkpoint(self):
-        return None
-
-    def prepare_model(self, model):
-        return model
-
-    def checkpoint_from_directory(self, path: str):
-        shutil.copytree(path, self.keep, dirs_exist_ok=True)
-        return path
-
-    def report(self, metrics, checkpoint=None):  # noqa: ARG002
-        self.history.append(metrics)
+    assert not BestTracker(patience=0).update(-1.0, 1, _tiny_model(0.0)), "patience 0 never stops"
 
 
 def test_loop_keeps_the_best_validation_weights(tiny_zoo, tmp_path):
     cfg = ae_preset("smoke", epochs=8, eval_every=1, patience=2, lr=3e-3, epochs_window=(2, 3))
     data = prepare_ae_data(tiny_zoo, cfg)
-    session = _KeepingSession(tmp_path / "ckpt")
-    run_training_loop({"cfg": cfg.model_dump(), "payload": data.worker_payload()}, session)
+    session = LocalSession(keep_checkpoints=str(tmp_path / "ckpt"))
+    run_training_loop(LoopConfig(cfg, data.training_payload()), session)
 
     h = session.history
     r2s = [m["reconstruction_r2_val"] for m in h]
@@ -75,10 +49,11 @@ def test_loop_keeps_the_best_validation_weights(tiny_zoo, tmp_path):
     if len(h) < cfg.epochs:  # stopped early: only after `patience` evaluations without a better R^2
         assert h[-1]["early_stopped"] == 1.0
         assert max(r2s[-cfg.patience :]) <= max(r2s[: -cfg.patience])
-    state = torch.load(tmp_path / "ckpt" / "train_state.pt", weights_only=False)
-    assert state["epoch"] == len(h), "a stopped run still writes its final checkpoint"
+    state = load_train_state(tmp_path / "ckpt")
+    assert state.epoch == len(h), "a stopped run still writes its final checkpoint"
+    assert [m["epoch"] for m in state.history] == [m["epoch"] for m in h], "the history travels as JSON"
 
-    kept = final_weights(cfg, state)
+    kept = state.final_weights(cfg)
     model = HyperAutoencoder(architecture_for(cfg, data.in_channels))
     model.load_state_dict(kept)
     layout = token_layout(data.in_channels)
@@ -86,5 +61,62 @@ def test_loop_keeps_the_best_validation_weights(tiny_zoo, tmp_path):
     val = torch.from_numpy(data.weights["val"])
     r2 = evaluate_reconstruction(model, val, torch.from_numpy(data.mean_params), layout, rec)["r2"]
     assert abs(r2 - max(r2s)) < 1e-5, "the kept weights are the ones that scored the best validation R^2"
-    last = final_weights(ae_preset("smoke", keep_best=False), state)
-    assert all(torch.equal(last[k], state["model"][k]) for k in last)
+    last = state.final_weights(ae_preset("smoke", keep_best=False))
+    assert all(torch.equal(last[k], state.model[k]) for k in last)
+
+
+class ResumingSession(LocalSession):
+    """An in-process session that hands the loop a checkpoint directory to resume from."""
+
+    def __init__(self, resume_from: Path) -> None:
+        super().__init__()
+        self.resume_from = resume_from
+
+    def get_checkpoint(self):
+        class Checkpoint:
+            def __init__(self, path: Path) -> None:
+                self.path = path
+
+            def as_directory(self):
+                from contextlib import nullcontext
+
+                return nullcontext(str(self.path))
+
+        return Checkpoint(self.resume_from)
+
+
+def test_a_resumed_run_continues_where_the_checkpoint_left_off(tiny_zoo, tmp_path):
+    """4 epochs, then 2 more from the checkpoint, equal 6 epochs in one go: every epoch's data order
+    and augmentation come from (seed, epoch), and without dropout nothing else draws randomness."""
+    data = prepare_ae_data(tiny_zoo, ae_preset("smoke", epochs_window=(2, 3)))
+    payload = data.training_payload()
+    cfg6 = ae_preset("smoke", epochs=6, eval_every=2, checkpoint_every=2, epochs_window=(2, 3), dropout=0.0)
+    whole = LocalSession(keep_checkpoints=str(tmp_path / "whole"))
+    run_training_loop(LoopConfig(cfg6, payload), whole)
+    first = LocalSession(keep_checkpoints=str(tmp_path / "first"))
+    run_training_loop(LoopConfig(cfg6.model_copy(update={"epochs": 4}), payload), first)
+    second = ResumingSession(tmp_path / "first")
+    run_training_loop(LoopConfig(cfg6, payload.as_dict()), second)  # the dict form is accepted too
+
+    assert [m["epoch"] for m in second.history] == [5, 6]
+    assert second.history[0]["resumed_from_epoch"] == 4
+    for resumed, direct in zip(second.history, whole.history[4:], strict=True):
+        assert resumed["train_loss"] == pytest.approx(direct["train_loss"], rel=1e-4)
+    for key in ("reconstruction_r2_val", "best_r2_val", "best_epoch"):  # epoch 6 is evaluated
+        assert second.history[-1][key] == pytest.approx(whole.history[-1][key], rel=1e-4), key
+    assert [m["epoch"] for m in load_train_state(tmp_path / "first").history] == [1, 2, 3, 4]
+
+
+def test_checkpoint_without_json_is_a_clear_error(tmp_path):
+    torch.save({"model": {}, "epoch": 3}, tmp_path / "train_state.pt")
+    with pytest.raises(FileNotFoundError, match="older version"):
+        load_train_state(tmp_path)
+
+
+def test_sessions_satisfy_the_protocol():
+    assert isinstance(LocalSession(), TrainSession)
+    assert all(hasattr(RayTrainSession, m) for m in ("get_checkpoint", "prepare_model", "report"))
+    p = TrainingPayload.from_mapping(
+        {"train": [[0.0]], "val": [[0.0]], "var_tokens": [[1.0]], "mean_params": [0.0], "in_channels": 1}
+    )
+    assert p.token_shift.shape == p.var_tokens.shape and (p.token_scale == 1).all()

@@ -1,12 +1,14 @@
-"""Linear probes and s(W): they recover a linear signal, refuse to invent one, and survive pickling."""
+"""Linear probes and s(W): they recover a linear signal, refuse to invent one, and are saved as arrays."""
 
 from __future__ import annotations
 
-import pickle
-
 import numpy as np
 import pytest
+from sklearn.linear_model import Ridge
+from sklearn.pipeline import make_pipeline
+from sklearn.preprocessing import StandardScaler
 
+from hyperrep_ray.autoencoder.artifacts import load_probes, save_probes
 from hyperrep_ray.autoencoder.probes import (
     Probe,
     fit_probe,
@@ -62,12 +64,29 @@ def test_probe_fixed_alpha_and_input_checks():
         fit_probe(x, y[:-1])
 
 
-def test_probe_pickles_and_predicts_the_same():
+def test_probe_predicts_as_sklearn_and_survives_saving(tmp_path):
     x, y = _linear_problem()
-    probe = fit_probe(x[:160], y[:160])
-    restored = pickle.loads(pickle.dumps(probe))
-    assert isinstance(restored, Probe) and restored.alpha == probe.alpha
-    np.testing.assert_array_equal(restored.predict(x[160:]), probe.predict(x[160:]))
+    x[:, 3] = 2.0  # a constant feature: the scaler divides it by 1, not by 0
+    probe = fit_probe(x[:160], y[:160], alpha=3.0)
+    sk = make_pipeline(StandardScaler(), Ridge(alpha=3.0)).fit(x[:160], y[:160])
+    np.testing.assert_allclose(probe.predict(x[160:]), sk.predict(x[160:]), rtol=1e-10, atol=1e-12)
+    other = fit_probe(x[:160], -y[:160])
+    save_probes(tmp_path, {"test_accuracy": probe, "epoch_W": other})
+    assert not list(tmp_path.glob("*.pkl")), "no pickle on disk"
+    restored = load_probes(tmp_path)
+    assert set(restored) == {"test_accuracy", "epoch_W"}
+    for key, original in (("test_accuracy", probe), ("epoch_W", other)):
+        r = restored[key]
+        assert isinstance(r, Probe) and (r.alpha, r.selection) == (original.alpha, original.selection)
+        np.testing.assert_array_equal(r.predict(x[160:]), original.predict(x[160:]))
+
+
+def test_missing_or_pickled_probes_say_to_retrain(tmp_path):
+    with pytest.raises(FileNotFoundError, match="retrain"):
+        load_probes(tmp_path)
+    (tmp_path / "probes.pkl").write_bytes(b"not loaded")
+    with pytest.raises(FileNotFoundError, match="older version"):
+        load_probes(tmp_path)
 
 
 def test_weight_statistics_shape_and_values():

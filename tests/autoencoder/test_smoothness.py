@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 import torch
 
+from hyperrep_ray.autoencoder.scoring import accuracy_scorer
 from hyperrep_ray.autoencoder.smoothness import (
-    accuracy_scorer,
     interpolation_accuracy,
     noise_accuracy,
     pairs_for_interpolation,
@@ -39,7 +39,7 @@ def real_models():
 
     d = load_dataset("digits")
     data = ImageData("digits", d.train_x[:512], d.train_y[:512], d.test_x[:200], d.test_y[:200], {})
-    cfg = ZooConfig(epochs=2, init="uniform", lr=3e-3, num_models=3)
+    cfg = ZooConfig(epochs=2, init="uniform_symmetric", lr=3e-3, num_models=3)
     trained = train_population([1, 2, 3], data, cfg)
     weights = trained.weights[:, -1]  # (3, 2464) float32
     return weights, accuracy_scorer(data.test_x, data.test_y, "tanh")
