@@ -54,7 +54,9 @@ def add_config_flags(p: argparse.ArgumentParser, defaults: ExperimentsConfig) ->
     p.add_argument("--n", type=INTEGER, help=f"models per population (default {defaults.n})")
     p.add_argument("--finetune-epochs", type=INTEGER_LIST, help=f"default {listed(defaults.finetune_epochs)}")
     p.add_argument("--seed", type=int, help=f"default {defaults.seed}")
-    p.add_argument("--methods", type=method_list, help="samplers for Figure 4 (default: all)")
+    p.add_argument(
+        "--methods", type=method_list, help=f"samplers for Figure 4 (default {listed(defaults.methods)})"
+    )
     p.add_argument("--gan-epochs", type=INTEGER, help=f"latent GAN epochs (default {defaults.gan_epochs})")
     p.add_argument("--bandwidth", type=NUMBER, help=f"KDE bandwidth (default {DEFAULT_BANDWIDTH})")
     p.add_argument(

@@ -70,7 +70,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--zoo", required=True, help="weight store written by `hyperrep zoo`")
     p.add_argument("--out", required=True, help="output directory (best_config.json, trials.csv, ...)")
     p.add_argument(
-        "--preset", choices=PRESETS, default="quick", help="autoencoder preset the space is scaled to"
+        "--preset",
+        choices=PRESETS,
+        help=f"autoencoder preset the space is scaled to (default {default('preset')})",
     )
     p.add_argument("--num-samples", type=INTEGER, help=f"number of trials (default {default('num_samples')})")
     add_resource_flags(p)
