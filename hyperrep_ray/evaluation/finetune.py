@@ -11,11 +11,12 @@ against a plain one-model loop). The epoch loop is the one zoo training uses
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from typing import Any
+from collections.abc import Mapping, Sequence
+from typing import Any, Literal, overload
 
 import numpy as np
 import torch
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from hyperrep_ray.config import DATASET_HYPERPARAMETERS
 from hyperrep_ray.data.images import ImageData
@@ -28,18 +29,63 @@ from hyperrep_ray.zoo.population import (
 )
 from hyperrep_ray.zoo.train import train_population_epoch
 
-__all__ = ["HYPER_KEYS", "hyper_for_dataset", "check_hyper", "finetune_seeds", "finetune_population"]
+__all__ = [
+    "HYPER_KEYS",
+    "FinetuneHyper",
+    "HyperLike",
+    "hyper_for_dataset",
+    "check_hyper",
+    "finetune_seeds",
+    "finetune_population",
+]
 
-#: Keys a fine-tuning ``hyper`` dict must have (extra keys such as ``init`` are ignored).
+#: Keys a fine-tuning ``hyper`` mapping must have (extra keys such as ``epochs`` are ignored).
 HYPER_KEYS = ("activation", "lr", "weight_decay", "optimizer", "batch_size")
 #: Zoo training's optimiser and batch size (paper Table 7: Adam; ZooConfig default batch 32).
 DEFAULT_OPTIMIZER = "adam"
 DEFAULT_BATCH_SIZE = 32
 
 
-def hyper_for_dataset(dataset: str, **overrides: Any) -> dict[str, Any]:
-    """The target domain's training hyperparameters (paper Table 7, digits ours) as a ``hyper`` dict:
-    activation, init, lr, weight_decay, optimizer (adam), batch_size (32); ``overrides`` win."""
+class FinetuneHyper(BaseModel):
+    """How a population is fine-tuned on a target: the target domain's training hyperparameters.
+
+    Crosses from the zoo record or the data set's table (paper Table 7) into the evaluation and the
+    experiments, so it is validated once here. ``init`` is the target zoo's init method (what B_T
+    draws from); fine-tuning itself does not use it. ``hyper["lr"]`` works as on the dict this
+    model replaced, and ``model_dump()`` gives that dict."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    activation: str
+    lr: float = Field(gt=0)
+    weight_decay: float = Field(ge=0)
+    optimizer: Literal["adam", "sgd"]
+    batch_size: int = Field(ge=1)
+    init: str | None = None
+
+    @field_validator("activation")
+    @classmethod
+    def _known_activation(cls, v: str) -> str:
+        return normalize_activation(v)
+
+    @field_validator("optimizer", mode="before")
+    @classmethod
+    def _lower_optimizer(cls, v: Any) -> Any:
+        return str(v).lower()
+
+    def __getitem__(self, key: str) -> Any:
+        if key not in type(self).model_fields:
+            raise KeyError(key)
+        return getattr(self, key)
+
+
+#: What the fine-tuning functions accept: the model, or a mapping with at least :data:`HYPER_KEYS`.
+HyperLike = FinetuneHyper | Mapping[str, Any]
+
+
+def hyper_for_dataset(dataset: str, **overrides: Any) -> FinetuneHyper:
+    """The target domain's training hyperparameters (paper Table 7, digits ours): activation, init,
+    lr, weight_decay, optimizer (adam), batch_size (32); ``overrides`` that are not None win."""
     if dataset not in DATASET_HYPERPARAMETERS:
         raise ValueError(f"unknown dataset {dataset!r}; choose one of {sorted(DATASET_HYPERPARAMETERS)}")
     hyper = {
@@ -48,29 +94,22 @@ def hyper_for_dataset(dataset: str, **overrides: Any) -> dict[str, Any]:
         "batch_size": DEFAULT_BATCH_SIZE,
     }
     hyper.update({k: v for k, v in overrides.items() if v is not None})
-    return check_hyper(hyper) | {k: v for k, v in hyper.items() if k not in HYPER_KEYS}
+    return FinetuneHyper(**hyper)
 
 
-def check_hyper(hyper: dict[str, Any]) -> dict[str, Any]:
-    """The five fine-tuning keys of ``hyper``, validated and normalised; a clear error otherwise."""
+def check_hyper(hyper: HyperLike) -> FinetuneHyper:
+    """``hyper`` as a validated :class:`FinetuneHyper`; a mapping (e.g. a zoo.json's
+    ``hyperparameters``) must name the five fine-tuning keys, its other keys are ignored."""
+    if isinstance(hyper, FinetuneHyper):
+        return hyper
     missing = [k for k in HYPER_KEYS if k not in hyper]
     if missing:
         raise ValueError(
             f"fine-tuning hyperparameters lack {missing}; need {list(HYPER_KEYS)} "
             f"(hyper_for_dataset(name) gives the paper's values)"
         )
-    out = {
-        "activation": normalize_activation(str(hyper["activation"])),
-        "lr": float(hyper["lr"]),
-        "weight_decay": float(hyper["weight_decay"]),
-        "optimizer": str(hyper["optimizer"]).lower(),
-        "batch_size": int(hyper["batch_size"]),
-    }
-    if out["optimizer"] not in ("adam", "sgd"):
-        raise ValueError(f"unknown optimizer {hyper['optimizer']!r}; choose adam or sgd")
-    if not (out["lr"] > 0 and out["weight_decay"] >= 0 and out["batch_size"] >= 1):
-        raise ValueError(f"need lr > 0, weight_decay >= 0, batch_size >= 1; got {out}")
-    return out
+    known = (*HYPER_KEYS, "init")
+    return FinetuneHyper(**{k: hyper[k] for k in known if k in hyper})
 
 
 def finetune_seeds(seed: int, sample_ids: Sequence[int] | np.ndarray) -> list[int]:
@@ -85,10 +124,39 @@ def finetune_seeds(seed: int, sample_ids: Sequence[int] | np.ndarray) -> list[in
     ]
 
 
+@overload
 def finetune_population(
     init_weights: np.ndarray,
     data: ImageData,
-    hyper: dict[str, Any],
+    hyper: HyperLike,
+    epochs: int,
+    seeds: Sequence[int],
+    record: Sequence[int],
+    device: str | torch.device = ...,
+    population_size: int = ...,
+    return_weights: Literal[False] = ...,
+) -> np.ndarray: ...
+
+
+@overload
+def finetune_population(
+    init_weights: np.ndarray,
+    data: ImageData,
+    hyper: HyperLike,
+    epochs: int,
+    seeds: Sequence[int],
+    record: Sequence[int],
+    device: str | torch.device = ...,
+    population_size: int = ...,
+    *,
+    return_weights: Literal[True],
+) -> tuple[np.ndarray, np.ndarray]: ...
+
+
+def finetune_population(
+    init_weights: np.ndarray,
+    data: ImageData,
+    hyper: HyperLike,
     epochs: int,
     seeds: Sequence[int],
     record: Sequence[int],
@@ -117,21 +185,21 @@ def finetune_population(
     seeds = [int(s) for s in seeds]
     if len(seeds) != w.shape[0]:
         raise ValueError(f"got {w.shape[0]} models but {len(seeds)} seeds")
-    record = [int(e) for e in record]
-    if int(epochs) < 0 or any(not 0 <= e <= int(epochs) for e in record):
-        raise ValueError(f"record epochs {record} must lie in 0..epochs={epochs}")
+    recorded = [int(e) for e in record]
+    if int(epochs) < 0 or any(not 0 <= e <= int(epochs) for e in recorded):
+        raise ValueError(f"record epochs {recorded} must lie in 0..epochs={epochs}")
     if population_size < 1:
         raise ValueError(f"population_size must be >= 1, got {population_size}")
     h = check_hyper(hyper)
-    last = int(epochs) if return_weights else max(record, default=0)
+    last = int(epochs) if return_weights else max(recorded, default=0)
 
-    acc = np.zeros((w.shape[0], len(record)), np.float32)
+    acc = np.zeros((w.shape[0], len(recorded)), np.float32)
     final = w.copy()
     todo = np.flatnonzero(np.isfinite(w).all(1))
     for start in range(0, len(todo), population_size):
         sel = todo[start : start + population_size]
         acc[sel], final[sel] = _finetune_chunk(
-            w[sel], data, h, last, [seeds[i] for i in sel], record, torch.device(device)
+            w[sel], data, h, last, [seeds[i] for i in sel], recorded, torch.device(device)
         )
     return (acc, final) if return_weights else acc
 
@@ -139,15 +207,15 @@ def finetune_population(
 def _finetune_chunk(
     w: np.ndarray,
     data: ImageData,
-    h: dict[str, Any],
+    h: FinetuneHyper,
     epochs: int,
     seeds: list[int],
     record: list[int],
     dev: torch.device,
 ) -> tuple[np.ndarray, np.ndarray]:
     c = data.in_channels
-    model = PopulationCNN([vector_to_state_dict(v, c) for v in w], c, h["activation"]).to(dev)
-    opt = make_optimizer(model.parameters(), h["optimizer"], h["lr"], h["weight_decay"])
+    model = PopulationCNN([vector_to_state_dict(v, c) for v in w], c, h.activation).to(dev)
+    opt = make_optimizer(model.parameters(), h.optimizer, h.lr, h.weight_decay)
     tx, ty = data.train_x.to(dev), data.train_y.to(dev)
     ex, ey = data.test_x.to(dev), data.test_y.to(dev)
     gens = [data_order_generator(s) for s in seeds]
@@ -164,6 +232,6 @@ def _finetune_chunk(
     score(0)
     model.train()
     for epoch in range(1, epochs + 1):
-        train_population_epoch(model, opt, tx, ty, gens, h["batch_size"])
+        train_population_epoch(model, opt, tx, ty, gens, h.batch_size)
         score(epoch)
     return acc, model.vectors()

@@ -25,6 +25,7 @@ compare the pipeline against it.
 
 from __future__ import annotations
 
+import logging
 import math
 from collections.abc import Sequence
 from typing import Any
@@ -33,9 +34,22 @@ import numpy as np
 import pandas as pd
 import torch
 
-from hyperrep_ray.autoencoder.bundle import read_ae_info
-from hyperrep_ray.data.images import ImageData
-from hyperrep_ray.evaluation.finetune import check_hyper, finetune_population, finetune_seeds
+from hyperrep_ray import store
+from hyperrep_ray.autoencoder.bundle import HyperRepresentation, read_ae_info
+from hyperrep_ray.data.images import ImageData, evaluate_accuracy
+from hyperrep_ray.evaluation.finetune import (
+    FinetuneHyper,
+    HyperLike,
+    check_hyper,
+    finetune_population,
+    finetune_seeds,
+)
+from hyperrep_ray.runtime import ensure_ray
+from hyperrep_ray.sampling.generate import sample_embeddings
+from hyperrep_ray.sampling.samplers import SAMPLERS
+from hyperrep_ray.zoo.cnn import init_params, layer_shapes, num_params, vector_to_model
+
+log = logging.getLogger(__name__)
 
 __all__ = [
     "COLUMNS",
@@ -71,8 +85,6 @@ class DecoderActor:
     """Ray Data callable class: loads the autoencoder once per actor, decodes batches of z to weights."""
 
     def __init__(self, ae_dir: str):
-        from hyperrep_ray.autoencoder.bundle import HyperRepresentation
-
         torch.set_num_threads(1)  # one core per actor (Ray reserves num_cpus=1)
         self.bundle = HyperRepresentation.load(ae_dir, device=_device_for_worker())
 
@@ -84,7 +96,7 @@ class DecoderActor:
 def _finetune_batch(
     batch: dict[str, np.ndarray],
     data: Any,
-    hyper: dict[str, Any],
+    hyper: FinetuneHyper,
     record: list[int],
     seed: int,
     population: str,
@@ -139,7 +151,7 @@ def _sample_ids(m: int, sample_ids: Sequence[int] | None) -> np.ndarray:
 def _run(
     ds: Any,
     data: ImageData,
-    hyper: dict[str, Any],
+    hyper: HyperLike,
     finetune_epochs: Sequence[int],
     population: str,
     seed: int,
@@ -198,8 +210,6 @@ def empty_results_frame() -> pd.DataFrame:
 def _dataset(column: str, values: np.ndarray, ids: np.ndarray, batch_size: int) -> Any:
     import ray
 
-    from hyperrep_ray.runtime import ensure_ray
-
     ensure_ray()
     if batch_size < 1:
         raise ValueError(f"batch_size must be >= 1, got {batch_size}")
@@ -212,7 +222,7 @@ def evaluate_embeddings(
     z: np.ndarray,
     ae_dir: str,
     data: ImageData,
-    hyper: dict[str, Any],
+    hyper: HyperLike,
     finetune_epochs: Sequence[int],
     population: str,
     seed: int,
@@ -269,7 +279,7 @@ def evaluate_embeddings(
 def evaluate_weights(
     weights: np.ndarray,
     data: ImageData,
-    hyper: dict[str, Any],
+    hyper: HyperLike,
     finetune_epochs: Sequence[int],
     population: str,
     seed: int,
@@ -281,8 +291,6 @@ def evaluate_weights(
 ) -> pd.DataFrame:
     """:func:`evaluate_embeddings` for weight vectors (M, N) that need no decoding (baselines)."""
     w = np.asarray(weights, dtype=np.float32)
-    from hyperrep_ray.zoo.cnn import num_params
-
     if w.ndim != 2 or w.shape[1] != num_params(data.in_channels):
         raise ValueError(
             f"weights must be (M, {num_params(data.in_channels)}) for {data.name}, got shape {w.shape}"
@@ -301,7 +309,7 @@ def evaluate_sampler(
     method: str,
     n: int,
     data: ImageData,
-    hyper: dict[str, Any],
+    hyper: HyperLike,
     finetune_epochs: Sequence[int],
     seed: int,
     population: str | None = None,
@@ -313,9 +321,6 @@ def evaluate_sampler(
     ``population`` defaults to the paper's name (``sampling.SAMPLERS[method]``, e.g. S_KDE30); pass
     ``"B_KDE30"`` with the no-LWLN autoencoder for that baseline. ``kwargs`` go to
     :func:`evaluate_embeddings`."""
-    from hyperrep_ray.sampling.generate import sample_embeddings
-    from hyperrep_ray.sampling.samplers import SAMPLERS
-
     z = sample_embeddings(ae_dir, n, method, seed, bandwidth)
     name = population or SAMPLERS[method]
     return evaluate_embeddings(z, ae_dir, data, hyper, finetune_epochs, name, seed, **kwargs)
@@ -334,8 +339,6 @@ def scratch_seeds(n: int, seed: int = 0) -> list[int]:
 
 def scratch_weights(n: int, in_channels: int, init: str, seed: int = 0) -> tuple[np.ndarray, list[int]]:
     """(weights (n, N), init seeds) of n freshly initialised zoo CNNs, as zoo training initialises."""
-    from hyperrep_ray.zoo.cnn import init_params, layer_shapes, num_params
-
     seeds = scratch_seeds(n, seed)
     names = [name for name, _ in layer_shapes(in_channels)]
     w = np.zeros((n, num_params(in_channels)), np.float32)
@@ -348,7 +351,7 @@ def scratch_weights(n: int, in_channels: int, init: str, seed: int = 0) -> tuple
 def baseline_from_scratch(
     n: int,
     data: ImageData,
-    hyper: dict[str, Any],
+    hyper: HyperLike,
     init: str,
     finetune_epochs: Sequence[int],
     seed: int,
@@ -363,17 +366,13 @@ def baseline_from_scratch(
 def zoo_models(zoo: str, n: int) -> tuple[np.ndarray, pd.DataFrame]:
     """(weights (n', N), their rows) of up to ``n`` models of the zoo at its last recorded epoch:
     test split first, then val, then train; by model_id within a split."""
-    from hyperrep_ray import store
-
     meta = store.read_zoo_meta(zoo)
     last = max(int(e) for e in meta["epochs_recorded"])
     w, df = store.load_weights(zoo, epochs=[last])
     rank = df["split"].map({s: i for i, s in enumerate(ZOO_SPLIT_PRIORITY)})
     order = np.lexsort((df["model_id"].to_numpy(), rank.to_numpy()))[: int(n)]
     if len(order) < n:
-        import logging
-
-        logging.getLogger(__name__).warning(
+        log.warning(
             "zoo %s has %d models at epoch %d; B_F uses all of them (asked for %d)", zoo, len(order), last, n
         )
     return w.numpy()[order], df.iloc[order].reset_index(drop=True)
@@ -383,7 +382,7 @@ def baseline_finetune_zoo(
     zoo: str,
     n: int,
     data: ImageData,
-    hyper: dict[str, Any],
+    hyper: HyperLike,
     finetune_epochs: Sequence[int],
     seed: int,
     **kwargs: Any,
@@ -401,10 +400,6 @@ def decode_plain_loop(z: np.ndarray, ae_dir: str, data: ImageData, activation: s
     """Test accuracy (M,) of decoded embeddings, the simple way: a plain Python loop that decodes one
     embedding at a time and scores it as one ``ZooCNN`` with ``datasets.evaluate_accuracy``
     (non-finite weights score 0). The reference for the Ray Data pipeline, and its benchmark."""
-    from hyperrep_ray.autoencoder.bundle import HyperRepresentation
-    from hyperrep_ray.data.images import evaluate_accuracy
-    from hyperrep_ray.zoo.cnn import vector_to_model
-
     bundle = HyperRepresentation.load(ae_dir)
     zz = np.asarray(z, dtype=np.float32)
     acc = np.zeros(len(zz), np.float32)
