@@ -24,7 +24,6 @@ from typing import Any
 
 import numpy as np
 
-from hyperrep_ray import store
 from hyperrep_ray.io import write_json
 from hyperrep_ray.sampling.novelty_setup import novelty_setup
 from hyperrep_ray.sampling.samplers import DEFAULT_BANDWIDTH, SAMPLERS, sample
@@ -121,10 +120,11 @@ def novelty_listing(
     """``{"novelty": ...}`` for generated.json: the reference (zoo, epoch window, number of train
     checkpoints, L2 scale), the population summary and one record per model name (nearest train
     checkpoint by L2 in canonical order, most similar by wrong predictions). When the zoo or its
-    images cannot be read: ``{"novelty": None, "novelty_note": why}``."""
+    images cannot be read (or are not the ones zoo.json records): ``{"novelty": None, "novelty_note":
+    why}``."""
     try:
         setup = novelty_setup(ae_dir, data_root=data_root)
-    except (FileNotFoundError, store.StoreError) as e:  # DatasetNotFoundError is a FileNotFoundError
+    except (FileNotFoundError, ValueError) as e:  # no zoo / no images (StoreError is a ValueError)
         return {"novelty": None, "novelty_note": f"not measured: {e}"}
     scores = setup.score(weights)
     ref = setup.reference

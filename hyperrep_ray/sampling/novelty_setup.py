@@ -16,7 +16,7 @@ import torch
 
 from hyperrep_ray import store
 from hyperrep_ray.autoencoder.bundle import read_ae_info
-from hyperrep_ray.data.images import ImageData, load_dataset
+from hyperrep_ray.data.zoo_images import images_for_zoo
 from hyperrep_ray.weightspace.novelty import (
     NoveltyReference,
     NoveltyScores,
@@ -26,7 +26,7 @@ from hyperrep_ray.weightspace.novelty import (
     train_vs_train,
 )
 
-__all__ = ["NoveltySetup", "ae_zoo", "zoo_images", "novelty_setup"]
+__all__ = ["NoveltySetup", "ae_zoo", "novelty_setup"]
 
 
 @dataclass
@@ -69,19 +69,6 @@ def ae_zoo(ae_dir: str | Path) -> str | None:
     return str(zoo)
 
 
-def zoo_images(zoo: str, data_root: str | None = None) -> ImageData:
-    """The image data set a zoo was trained on, with the train/test split its zoo.json records."""
-    meta = store.read_zoo_meta(zoo)
-    if meta["dataset"] == "digits":
-        split = meta.get("preprocessing", {}).get("split", {})
-        return load_dataset(
-            "digits",
-            split_seed=int(split.get("seed", 0)),
-            test_fraction=float(split.get("test_fraction", 0.2)),
-        )
-    return load_dataset(meta["dataset"], data_root)
-
-
 def novelty_setup(
     ae_dir: str | Path, zoo: str | None = None, data_root: str | None = None, device: str = "cpu"
 ) -> NoveltySetup:
@@ -98,7 +85,7 @@ def novelty_setup(
     w, meta = store.load_weights(zoo, epochs=range(lo, hi + 1), split="train")
     with np.load(Path(ae_dir) / "normalisation.npz") as npz:
         canonical = npz["reference"] if "reference" in npz.files else None
-    images = zoo_images(zoo, data_root)
+    images = images_for_zoo(store.read_zoo_meta(zoo), data_root)
     reference = build_reference(
         w.numpy(),
         meta["model_id"].to_numpy(),
