@@ -15,10 +15,12 @@ import json
 import shutil
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from hyperrep_ray import tracking
+from hyperrep_ray import remote_out, tracking
+from hyperrep_ray.autoencoder.stage import run_ae_stage
 from hyperrep_ray.config import (
     PRESETS,
     AEConfig,
@@ -27,9 +29,18 @@ from hyperrep_ray.config import (
     ZooConfig,
     ae_preset,
     experiments_preset,
+    make_config,
     zoo_preset,
 )
+from hyperrep_ray.experiments.runner import run_experiments
 from hyperrep_ray.io import write_text
+from hyperrep_ray.report.tables import pipeline_markdown
+from hyperrep_ray.tune.config import SweepConfig
+from hyperrep_ray.tune.space import TUNED_FIELDS
+from hyperrep_ray.tune.sweep import run_sweep
+from hyperrep_ray.zoo.figures import plot_zoo_accuracy
+from hyperrep_ray.zoo.stage import run_zoo_stage
+from hyperrep_ray.zoo.train import zoo_summary
 
 PAPER_DATASETS = ("mnist", "svhn", "cifar10", "stl10")
 
@@ -75,6 +86,23 @@ def pipeline_configs(preset: str, data_root: str | None = None) -> list[tuple[Zo
     return out
 
 
+@dataclass(frozen=True)
+class StageContext:
+    """Where one pipeline run writes (``root``; mirrored to ``remote`` when --out is remote) and what
+    every stage shares."""
+
+    root: Path
+    remote: str | None
+    tracking_uri: str | None
+    data_root: str | None
+    log: Callable[[str], None]
+
+    def publish(self, directory: Path) -> None:
+        """A finished stage goes to the remote --out at once (nothing to do for a local one)."""
+        if self.remote:
+            remote_out.push(self.root, self.remote, directory.relative_to(self.root).as_posix())
+
+
 def run_pipeline(
     preset: str = "quick",
     out: str = "runs/quick",
@@ -87,22 +115,12 @@ def run_pipeline(
     experiments_override: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     """Run (or finish) every stage; returns the summary also written to ``out/report/summary.json``."""
-    from hyperrep_ray import remote_out
-    from hyperrep_ray.autoencoder.stage import run_ae_stage
-    from hyperrep_ray.zoo.stage import run_zoo_stage
-    from hyperrep_ray.zoo.train import zoo_summary
-
     remote = str(out) if remote_out.is_remote(str(out)) else None
     root = remote_out.staging_dir(remote) if remote else Path(out)
     root.mkdir(parents=True, exist_ok=True)
     if remote:
         log(f"[pipeline] {remote}: staged in {root} ({remote_out.pull(remote, root)} files pulled)")
-
-    def publish(directory: Path) -> None:
-        """A finished stage goes to the remote --out at once (nothing to do for a local one)."""
-        if remote:
-            remote_out.push(root, remote, directory.relative_to(root).as_posix())
-
+    ctx = StageContext(root, remote, tracking_uri, data_root, log)
     configs = pipeline_configs(preset, data_root)
     exp_cfg = experiments_preset(preset, **(experiments_override or {}))
     summary: dict[str, Any] = {"preset": preset, "out": str(root.resolve()), "zoos": {}, "stage_seconds": {}}
@@ -118,55 +136,11 @@ def run_pipeline(
                 ae_cfg = ae_cfg.model_copy(update=ae_override)
                 base_cfg = base_cfg.model_copy(update=ae_override)
             base = root if len(configs) == 1 else root / zoo_cfg.dataset
-            zoo_dir, name = base / "zoo", zoo_cfg.dataset
-            entry: dict[str, Any] = {}
-            t0 = time.perf_counter()
-            zoo_inputs = {"zoo": zoo_cfg.identity()}
-            if stage_done(zoo_dir, zoo_inputs):
-                log(f"[pipeline] zoo {name}: complete, skipped")
-                entry["zoo"] = zoo_summary(str(zoo_dir))
-            else:
-                log(f"[pipeline] zoo {name}: training {zoo_cfg.num_models} models x {zoo_cfg.epochs} epochs")
-                _, entry["zoo"] = run_zoo_stage(zoo_cfg, str(zoo_dir), tracking_uri, nested=True)
-                mark_done(zoo_dir, zoo_inputs, time.perf_counter() - t0)
-                publish(zoo_dir)
-            summary["stage_seconds"][f"zoo/{name}"] = time.perf_counter() - t0
-            if tune:
-                t0 = time.perf_counter()
-                best = _tuned_config(zoo_dir, base / "tune", preset, tune_samples, zoo_cfg, tracking_uri, log)
-                publish(base / "tune")
-                ae_cfg = ae_cfg.model_copy(update=best)
-                base_cfg = base_cfg.model_copy(update=best)
-                summary["stage_seconds"][f"tune/{name}"] = time.perf_counter() - t0
-            for label, cfg in (("ae", ae_cfg), ("ae-nolwln", base_cfg)):
-                t0 = time.perf_counter()
-                ae_dir = base / label
-                inputs = {"zoo": zoo_cfg.identity(), "ae": cfg.model_dump(mode="json")}
-                if stage_done(ae_dir, inputs):
-                    log(f"[pipeline] {label} {name}: complete, skipped")
-                    entry[label] = json.loads((ae_dir / "metrics.json").read_text())
-                else:
-                    log(f"[pipeline] {label} {name}: training the autoencoder ({cfg.epochs} epochs)")
-                    entry[label] = run_ae_stage(
-                        str(zoo_dir),
-                        str(ae_dir),
-                        cfg,
-                        tracking_uri,
-                        nested=True,
-                        resume=True,
-                        data_root=data_root,
-                        run_name=f"{label}-{name}",
-                    )
-                    mark_done(ae_dir, inputs, time.perf_counter() - t0)
-                    publish(ae_dir)
-                summary["stage_seconds"][f"{label}/{name}"] = time.perf_counter() - t0
-            t0 = time.perf_counter()
-            entry["experiments"] = _experiments_stage(
-                base, zoo_cfg, ae_cfg, base_cfg, exp_cfg, tracking_uri, data_root, log
+            tuning = (preset, tune_samples) if tune else None
+            entry = zoo_stages(
+                ctx, base, zoo_cfg, ae_cfg, base_cfg, exp_cfg, tuning, summary["stage_seconds"]
             )
-            publish(base / "experiments")
-            summary["stage_seconds"][f"experiments/{name}"] = time.perf_counter() - t0
-            summary["zoos"][name] = entry
+            summary["zoos"][zoo_cfg.dataset] = entry
         summary["wall_seconds"] = time.perf_counter() - t_all
         report_dir = root / "report"
         write_report(summary, report_dir)
@@ -180,21 +154,93 @@ def run_pipeline(
     return summary
 
 
-def _experiments_stage(
+def zoo_stages(
+    ctx: StageContext,
     base: Path,
     zoo_cfg: ZooConfig,
     ae_cfg: AEConfig,
     base_cfg: AEConfig,
     exp_cfg: ExperimentsConfig,
-    tracking_uri: str | None,
-    data_root: str | None,
-    log: Callable[[str], None],
+    tuning: tuple[str, int] | None,
+    stage_seconds: dict[str, float],
+) -> dict[str, Any]:
+    """Every stage of one zoo under ``base``: the zoo, the sweep when ``tuning`` = (preset, trials) is
+    given (its winner replaces both autoencoders' tuned fields), both autoencoders, the experiments.
+    Returns the zoo's summary entry; each stage's seconds go into ``stage_seconds``."""
+    name = zoo_cfg.dataset
+    entry: dict[str, Any] = {}
+    t0 = time.perf_counter()
+    entry["zoo"] = zoo_stage(ctx, base / "zoo", zoo_cfg)
+    stage_seconds[f"zoo/{name}"] = time.perf_counter() - t0
+    if tuning:
+        t0 = time.perf_counter()
+        best = _tuned_config(ctx, base / "zoo", base / "tune", *tuning, zoo_cfg)
+        ctx.publish(base / "tune")
+        ae_cfg = ae_cfg.model_copy(update=best)
+        base_cfg = base_cfg.model_copy(update=best)
+        stage_seconds[f"tune/{name}"] = time.perf_counter() - t0
+    for label, cfg in (("ae", ae_cfg), ("ae-nolwln", base_cfg)):
+        t0 = time.perf_counter()
+        entry[label] = ae_stage(ctx, base, label, zoo_cfg, cfg)
+        stage_seconds[f"{label}/{name}"] = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    entry["experiments"] = _experiments_stage(ctx, base, zoo_cfg, ae_cfg, base_cfg, exp_cfg)
+    ctx.publish(base / "experiments")
+    stage_seconds[f"experiments/{name}"] = time.perf_counter() - t0
+    return entry
+
+
+def zoo_stage(ctx: StageContext, zoo_dir: Path, zoo_cfg: ZooConfig) -> dict[str, Any]:
+    """The zoo's summary: read when the stage finished with this config, else trained."""
+    t0 = time.perf_counter()
+    inputs = {"zoo": zoo_cfg.identity()}
+    if stage_done(zoo_dir, inputs):
+        ctx.log(f"[pipeline] zoo {zoo_cfg.dataset}: complete, skipped")
+        return zoo_summary(str(zoo_dir))
+    ctx.log(
+        f"[pipeline] zoo {zoo_cfg.dataset}: training {zoo_cfg.num_models} models x {zoo_cfg.epochs} epochs"
+    )
+    _, summary = run_zoo_stage(zoo_cfg, str(zoo_dir), ctx.tracking_uri, nested=True)
+    mark_done(zoo_dir, inputs, time.perf_counter() - t0)
+    ctx.publish(zoo_dir)
+    return summary
+
+
+def ae_stage(ctx: StageContext, base: Path, label: str, zoo_cfg: ZooConfig, cfg: AEConfig) -> dict[str, Any]:
+    """The metrics of autoencoder ``label`` (``ae`` or ``ae-nolwln``): read when the stage finished with
+    this zoo and config, else trained (resuming a run that did not finish)."""
+    t0 = time.perf_counter()
+    ae_dir, name = base / label, zoo_cfg.dataset
+    inputs = {"zoo": zoo_cfg.identity(), "ae": cfg.model_dump(mode="json")}
+    if stage_done(ae_dir, inputs):
+        ctx.log(f"[pipeline] {label} {name}: complete, skipped")
+        return dict(json.loads((ae_dir / "metrics.json").read_text()))
+    ctx.log(f"[pipeline] {label} {name}: training the autoencoder ({cfg.epochs} epochs)")
+    metrics = run_ae_stage(
+        str(base / "zoo"),
+        str(ae_dir),
+        cfg,
+        ctx.tracking_uri,
+        nested=True,
+        resume=True,
+        data_root=ctx.data_root,
+        run_name=f"{label}-{name}",
+    )
+    mark_done(ae_dir, inputs, time.perf_counter() - t0)
+    ctx.publish(ae_dir)
+    return metrics
+
+
+def _experiments_stage(
+    ctx: StageContext,
+    base: Path,
+    zoo_cfg: ZooConfig,
+    ae_cfg: AEConfig,
+    base_cfg: AEConfig,
+    exp_cfg: ExperimentsConfig,
 ) -> dict[str, Any]:
     """Sampling and evaluation (Figure 4, Table 1, ensembles, transfer) on the stage's autoencoders;
     reruns only when the zoo, either autoencoder or the experiment settings changed."""
-    from hyperrep_ray.experiments.runner import run_experiments
-    from hyperrep_ray.runtime import cluster_has_gpus
-
     out = base / "experiments"
     inputs = {
         "zoo": zoo_cfg.identity(),
@@ -203,29 +249,20 @@ def _experiments_stage(
         "experiments": exp_cfg.model_dump(mode="json"),
     }
     if stage_done(out, inputs):
-        log(f"[pipeline] experiments {zoo_cfg.dataset}: complete, skipped")
-        return json.loads((out / "summary.json").read_text())
-    log(f"[pipeline] experiments {zoo_cfg.dataset}: sampling, fine-tuning, {exp_cfg.n} models per population")
+        ctx.log(f"[pipeline] experiments {zoo_cfg.dataset}: complete, skipped")
+        return dict(json.loads((out / "summary.json").read_text()))
+    ctx.log(
+        f"[pipeline] experiments {zoo_cfg.dataset}: sampling, fine-tuning, {exp_cfg.n} models per population"
+    )
     t0 = time.perf_counter()
-    on_driver = exp_cfg.decode_on_driver
-    if on_driver is None:
-        on_driver = not cluster_has_gpus()
     summary = run_experiments(
         str(base / "ae"),
         str(base / "ae-nolwln"),
         str(base / "zoo"),
         out,
-        n=exp_cfg.n,
-        finetune_epochs=exp_cfg.finetune_epochs,
-        seed=exp_cfg.seed,
-        tracking_uri=tracking_uri,
-        data_root=data_root,
-        methods=exp_cfg.methods,
-        gan_epochs=exp_cfg.gan_epochs,
-        ensemble_sizes=exp_cfg.ensemble_sizes,
-        ensemble_repeats=exp_cfg.ensemble_repeats,
-        transfer_methods=exp_cfg.transfer_methods,
-        decode_on_driver=on_driver,
+        exp_cfg,
+        tracking_uri=ctx.tracking_uri,
+        data_root=ctx.data_root,
         nested=True,
     )
     mark_done(out, inputs, time.perf_counter() - t0)
@@ -233,31 +270,24 @@ def _experiments_stage(
 
 
 def _tuned_config(
-    zoo_dir: Path,
-    tune_dir: Path,
-    preset: str,
-    samples: int,
-    zoo_cfg: ZooConfig,
-    tracking_uri: str | None,
-    log: Callable[[str], None],
+    ctx: StageContext, zoo_dir: Path, tune_dir: Path, preset: str, samples: int, zoo_cfg: ZooConfig
 ) -> dict[str, Any]:
     """The sweep's winning autoencoder settings (run once; a rerun reads best_config.json)."""
-    from hyperrep_ray.tune.sweep import TUNED_FIELDS, run_sweep
-
     inputs = {"zoo": zoo_cfg.identity(), "preset": preset, "num_samples": samples}
     if not stage_done(tune_dir, inputs):
-        log(f"[pipeline] tune {zoo_cfg.dataset}: Ray Tune sweep of {samples} trials")
+        ctx.log(f"[pipeline] tune {zoo_cfg.dataset}: Ray Tune sweep of {samples} trials")
         t0 = time.perf_counter()
-        run_sweep(str(zoo_dir), str(tune_dir), preset, samples, tracking_uri, nested=True)
+        values = {"zoo": str(zoo_dir), "out": str(tune_dir), "preset": preset, "num_samples": samples}
+        sweep: SweepConfig = make_config(SweepConfig, values)
+        run_sweep(sweep, tracking_uri=ctx.tracking_uri, nested=True)
         mark_done(tune_dir, inputs, time.perf_counter() - t0)
     best = json.loads((tune_dir / "best_config.json").read_text())
     return {k: best[k] for k in TUNED_FIELDS if k in best}
 
 
 def write_report(summary: dict[str, Any], report_dir: Path) -> None:
-    from hyperrep_ray.report.tables import pipeline_markdown
-    from hyperrep_ray.zoo.figures import plot_zoo_accuracy
-
+    """``report.md`` and ``summary.json`` of the run, each zoo's accuracy figure, and each zoo's
+    experiments report and figures copied next to them."""
     report_dir.mkdir(parents=True, exist_ok=True)
     for name, entry in summary["zoos"].items():
         plot_zoo_accuracy(entry["zoo"], report_dir / f"zoo_{name}_test_accuracy.png")

@@ -84,7 +84,7 @@ def in_dataset(
 
     All samplers are decoded and scored in one Ray Data pipeline (epoch 0 needs no per-sample training
     order, so their sample ids are only offset there and renumbered 0..n-1 afterwards).
-    ``decode_on_driver``: see :func:`~.experiments.runner.run_experiments`."""
+    ``decode_on_driver``: see :func:`~.experiments.runner.resolve_decode_on_driver`."""
     n = check_n(n)
     check_methods(methods)
     check_channels(ae_dir, data)
@@ -143,7 +143,7 @@ def table1(
     without LWLN at ``baseline_ae_dir``; left out with a note when None), S_KDE30 and, with ``joint``,
     S_KDEJ30, each ``n`` models scored at epoch 0 and after each of ``finetune_epochs``. Sample i of
     every population sees the same mini-batch order (its fine-tuning seed depends on (seed, i) only).
-    ``decode_on_driver``: see :func:`~.experiments.runner.run_experiments`."""
+    ``decode_on_driver``: see :func:`~.experiments.runner.resolve_decode_on_driver`."""
     n = check_n(n)
     epochs = check_epochs(finetune_epochs)
     check_channels(ae_dir, data)

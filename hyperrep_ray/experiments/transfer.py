@@ -40,7 +40,7 @@ def transfer(
     with the target's hyperparameters (``hyper``/``init``; default :func:`~.data.target_hyper`): B_T
     (random init, trained from scratch), B_F (the source zoo's models at their last epoch, test split
     first) and the samplers of ``methods`` (default S_KDE30; the paper also has neigh30, gan30).
-    ``decode_on_driver``: see :func:`~.experiments.runner.run_experiments`."""
+    ``decode_on_driver``: see :func:`~.experiments.runner.resolve_decode_on_driver`."""
     n = check_n(n)
     epochs = check_epochs(finetune_epochs)
     check_methods(methods)

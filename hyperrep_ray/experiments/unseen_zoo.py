@@ -96,7 +96,7 @@ def unseen_zoo(
     zoo's data set) at epoch 0, with the other zoo's activation, next to ``n`` of the other zoo's own
     models at that epoch (B_Zoo; test split first). The paper's "Ensemble" column is
     S_KDE30_ens<ensemble_size>: ``repeats`` averaged-logit ensembles of the decoded samples.
-    ``decode_on_driver``: see :func:`~.experiments.runner.run_experiments`."""
+    ``decode_on_driver``: see :func:`~.experiments.runner.resolve_decode_on_driver`."""
     n = check_n(n)
     check_channels(ae_dir, data)
     hyper, _ = zoo_hyper(other_zoo)
