@@ -282,20 +282,13 @@ def run_experiments(
     ``out/report.md`` and each experiment's tables and figures under ``out/<experiment>/``.
 
     ``summary.json``: experiment -> population -> key (str) -> {mean, std, median, ci_low, ci_high, n}
-    (fractions) for ``in_dataset`` (Figure 4 and Table 1 populations together; key = fine-tuning
-    epoch), ``ensembles`` (key = ensemble size), ``transfer`` and ``unseen_zoo``; plus ``tests``
-    (experiment -> list of {population, baseline, epoch | ensemble_size, p_value, cles, n_a, n_b}),
-    ``skipped`` (experiment -> why; e.g. unseen_zoo without ``other_zoo``), ``notes`` and ``meta``.
-
-    ``data`` defaults to the zoo's data set (split as its zoo.json records), ``transfer_target`` to the
-    digits transfer target for digits and to the paper's pair otherwise (skipped with a note when that
-    data set is not under ``data_root``), ``other_data`` to ``other_zoo``'s data set. B_T in the ensembles
-    is trained for ``max(config.finetune_epochs)`` epochs. MLflow: a run ``experiments`` with one child
-    run per experiment (params, the summary numbers and test statistics as metrics, tables and figures
-    as artifacts).
-
-    Where samples are decoded: :func:`resolve_decode_on_driver`. ``num_gpus``: GPUs per decoding,
-    fine-tuning and training task (e.g. 0.25; 0 = CPU only).
+    (fractions) for ``in_dataset`` (Figure 4 and Table 1 populations; key = fine-tuning epoch),
+    ``ensembles`` (key = ensemble size), ``transfer`` and ``unseen_zoo``; ``tests`` (experiment -> list
+    of {population, baseline, epoch | ensemble_size, p_value, cles, n_a, n_b}), ``skipped`` (experiment
+    -> why), ``notes`` and ``meta``. ``data`` defaults to the zoo's data set (its zoo.json's split),
+    ``transfer_target`` to :func:`~.data.default_transfer_target`, ``other_data`` to ``other_zoo``'s
+    data set. Where samples are decoded: :func:`resolve_decode_on_driver`. ``num_gpus``: GPUs per
+    decoding, fine-tuning and training task (e.g. 0.25; 0 = CPU only).
     """
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
