@@ -1,7 +1,7 @@
 #!/usr/bin/env python
 """Train-split vs test-split reconstruction R^2 of one autoencoder config, every few epochs.
 
-Runs the package's own training loop (``train_ae.run_training_loop``) in this process (one
+Runs the package's own training loop (``autoencoder.loop.run_training_loop``) in this process (one
 worker, no Ray) on a zoo's epoch window, with AE-config overrides given as JSON, and prints R^2
 on 500 train checkpoints and on the whole test split every ``--every`` epochs: the curve that shows
 whether a setting generalises or memorises (issue 3's table was made with it).
@@ -13,16 +13,32 @@ whether a setting generalises or memorises (issue 3's table was made with it).
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import os
 import sys
+from typing import Any
 
+import numpy as np
+import torch
 from _common import ROOT
 
 sys.path.insert(0, str(ROOT))
 
+from hyperrep_ray.autoencoder.data import AEData, prepare_ae_data, train_statistics  # noqa: E402
+from hyperrep_ray.autoencoder.loop import (  # noqa: E402
+    LoopConfig,
+    build_losses,
+    evaluate_reconstruction,
+    run_training_loop,
+)
+from hyperrep_ray.autoencoder.scoring import Score, dataset_scorer  # noqa: E402
+from hyperrep_ray.autoencoder.session import LocalSession  # noqa: E402
+from hyperrep_ray.config import AEConfig, ae_preset  # noqa: E402
+from hyperrep_ray.weightspace.tokens import token_layout, tokens_to_vectors, vectors_to_tokens  # noqa: E402
 
-def main(argv: list[str] | None = None) -> int:
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--zoo", required=True)
     p.add_argument("--preset", default="quick", choices=["smoke", "quick", "paper"])
@@ -43,42 +59,20 @@ def main(argv: list[str] | None = None) -> int:
         metavar="N",
         help="also decode N test models and report their mean test-image accuracy (and the originals')",
     )
-    args = p.parse_args(argv)
-    os.environ.setdefault("OMP_NUM_THREADS", str(args.threads))
+    return p.parse_args(argv)
 
-    import torch
-    from ae_training import LocalSession  # the in-process session of the training benchmark
 
-    from hyperrep_ray.autoencoder.data import prepare_ae_data
-    from hyperrep_ray.autoencoder.loop import build_losses, evaluate_reconstruction, run_training_loop
-    from hyperrep_ray.config import ae_preset
-    from hyperrep_ray.weightspace.tokens import token_layout
-
-    cfg = ae_preset(args.preset, **{**json.loads(args.set), "epochs": args.epochs, "eval_every": args.every})
-    data = prepare_ae_data(args.zoo, cfg)
-    if args.train_models:
-        data = _fewer_train_models(data, args.train_models, cfg)
+def r2_hook(args: argparse.Namespace, cfg: AEConfig, data: AEData, score: Score | None):
+    """The loop's epoch hook: every ``--every`` epochs, one table row of train/test R^2 (and the
+    decoded accuracy of ``--accuracy`` test models)."""
     layout = token_layout(data.in_channels)
     train = torch.from_numpy(data.weights["train"][:500])
     test = torch.from_numpy(data.weights["test"])
     mean = torch.from_numpy(data.mean_params)
     rec_fn = build_losses(cfg, layout, torch.from_numpy(data.var_tokens))
-    score = None
-    if args.accuracy:
-        from hyperrep_ray.autoencoder.evaluate import scorer
-        from hyperrep_ray.weightspace.tokens import tokens_to_vectors, vectors_to_tokens
+    acc_w = test[: args.accuracy]
 
-        score = scorer(data.dataset, data.activation)
-        acc_w = test[: args.accuracy]
-        print(
-            f"{len(acc_w)} test models: original accuracy {score(acc_w.numpy()).mean():.4f}, "
-            f"the train mean model's {score(mean[None].numpy())[0]:.4f}",
-            flush=True,
-        )
-    print("| epoch | train R² | test R² | val R² | reconstructed acc | s |", flush=True)
-    print("|---:|---:|---:|---:|---:|---:|", flush=True)
-
-    def hook(model, epoch, metrics):
+    def hook(model: torch.nn.Module, epoch: int, metrics: dict[str, Any]) -> dict[str, Any]:
         if epoch % args.every and epoch != cfg.epochs:
             return {}
         with torch.no_grad():
@@ -96,20 +90,35 @@ def main(argv: list[str] | None = None) -> int:
         print(f"| {epoch} | {r_train:.4f} | {r_test:.4f} | {val:.4f} | {acc:.4f} | {secs:.0f} |", flush=True)
         return {"train_r2": r_train, "test_r2": r_test}
 
-    loop_config = {"cfg": cfg.model_dump(), "payload": data.worker_payload(), "epoch_hook": hook}
-    run_training_loop(loop_config, LocalSession())
+    return hook
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    os.environ.setdefault("OMP_NUM_THREADS", str(args.threads))  # the loop sets its threads from it
+    cfg = ae_preset(args.preset, **{**json.loads(args.set), "epochs": args.epochs, "eval_every": args.every})
+    data = prepare_ae_data(args.zoo, cfg)
+    if args.train_models:
+        data = _fewer_train_models(data, args.train_models, cfg)
+    score = None
+    if args.accuracy:
+        score = dataset_scorer(data.dataset, data.activation)
+        acc_w = data.weights["test"][: args.accuracy]
+        print(
+            f"{len(acc_w)} test models: original accuracy {score(acc_w).mean():.4f}, "
+            f"the train mean model's {score(data.mean_params[None])[0]:.4f}",
+            flush=True,
+        )
+    print("| epoch | train R² | test R² | val R² | reconstructed acc | s |", flush=True)
+    print("|---:|---:|---:|---:|---:|---:|", flush=True)
+    loop = LoopConfig(cfg, data.training_payload(), epoch_hook=r2_hook(args, cfg, data, score))
+    run_training_loop(loop, LocalSession())
     return 0
 
 
-def _fewer_train_models(data, n: int, cfg):
+def _fewer_train_models(data: AEData, n: int, cfg: AEConfig) -> AEData:
     """``data`` with only ``n`` random train models (all their checkpoints in the window), and the
     train-split statistics (layer variances, standardisation, mean for R^2) refitted on those."""
-    import dataclasses
-
-    import numpy as np
-
-    from hyperrep_ray.autoencoder.data import train_statistics
-
     meta = data.meta["train"]
     ids = np.unique(meta["model_id"].to_numpy())
     if n > len(ids):

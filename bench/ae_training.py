@@ -4,15 +4,15 @@
 Rows, measured side by side in one run; all of them run ``hyperrep_ray.autoencoder.loop.run_training_loop``:
 
 - in-process, 1 / 2 torch threads: the loop in this process with a minimal session (rank 0 of 1,
-  reports kept in memory, no Tune, no Ray; the shape of ``tune.TuneSession``), which is what a
+  reports kept in memory, no Tune, no Ray; ``autoencoder.session.LocalSession``), which is what a
   one-worker Tune trial runs;
 - in-process + torch.compile: the same, the session's ``prepare_model`` wraps the model in
   ``torch.compile`` (run in a child process with a time limit; a failure is reported as such; off
   with ``--quick`` unless ``--compile``: the first compile took about 3 minutes on a busy 2-core CPU,
   later runs reuse inductor's on-disk cache);
-- Ray Train, 1 / 2 workers: a ``TorchTrainer`` set up as ``train_ae.fit_autoencoder`` sets it up
+- Ray Train, 1 / 2 workers: a ``TorchTrainer`` set up as ``autoencoder.trainer.fit_autoencoder`` sets it up
   (``ScalingConfig(num_workers, use_gpu)``, one CPU per worker, DDP over gloo on CPU) running the loop
-  through ``train_ae.RayTrainSession``; after training the workers time the collectives DDP runs
+  through ``autoencoder.session.RayTrainSession``; after training the workers time the collectives DDP runs
   every step (all_reduce of a gradient-sized float32 buffer, broadcast of the module's buffers), alone;
 - Ray Train, 2 workers, independent loops: the same workers and data split, but each runs the loop
   as a world of one (no DDP, no collectives): the ceiling for data parallelism on these cores. If it
@@ -21,7 +21,7 @@ Rows, measured side by side in one run; all of them run ``hyperrep_ray.autoencod
 
 Data: synthetic. Throughput does not depend on the weight values, so the train set is random
 N(0, 0.1) vectors of the zoo CNN's length (``token_layout(1).n_params``) and the payload carries
-their layer variances, mean and standardisation, with the keys of ``AEData.worker_payload()``.
+their layer variances, mean and standardisation, as a ``TrainingPayload``.
 
 A sample is one weight vector of the train set per epoch (its two augmented views count once):
 samples/s = vectors trained per epoch / steady-state seconds per epoch. Steady state: the loop runs a
@@ -47,7 +47,7 @@ import sys
 import tempfile
 import time
 import traceback
-from dataclasses import dataclass, field
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -57,60 +57,40 @@ import torch
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from _common import NOT_MEASURED, emit, fmt, load_average, log, machine_lines, usable_cores  # noqa: E402
+from _ae_table import Row, notes, plan, table  # noqa: E402
+from _common import emit, log, machine_lines, usable_cores  # noqa: E402
 
-from hyperrep_ray.autoencoder.loop import run_training_loop  # noqa: E402
+from hyperrep_ray.autoencoder.bundle import architecture_for  # noqa: E402
+from hyperrep_ray.autoencoder.data import TrainingPayload  # noqa: E402
+from hyperrep_ray.autoencoder.loop import LoopConfig, run_training_loop  # noqa: E402
+from hyperrep_ray.autoencoder.model import HyperAutoencoder  # noqa: E402
+from hyperrep_ray.autoencoder.session import LocalSession, RayTrainSession  # noqa: E402
 from hyperrep_ray.config import AEConfig, ae_preset  # noqa: E402
 from hyperrep_ray.weightspace.tokens import layer_stats, standardisation, token_layout  # noqa: E402
 
 # ---------------------------------------------------------------- data and sessions
 
 
-def synthetic_payload(n_train: int, n_val: int, standardize: str, seed: int = 0) -> dict[str, Any]:
-    """What ``AEData.worker_payload()`` gives, for random weight vectors (throughput only)."""
+def synthetic_payload(n_train: int, n_val: int, standardize: str, seed: int = 0) -> TrainingPayload:
+    """What ``AEData.training_payload()`` gives, for random weight vectors (throughput only)."""
     layout = token_layout(1)
     rng = np.random.default_rng(seed)
     train = (0.1 * rng.standard_normal((n_train, layout.n_params))).astype(np.float32)
     val = (0.1 * rng.standard_normal((n_val, layout.n_params))).astype(np.float32)
     shift, scale = standardisation(train, layout, standardize)
-    return {
-        "train": train,
-        "val": val,
-        "var_tokens": layer_stats(train, layout)["var_tokens"].numpy(),
-        "mean_params": train.mean(0),
-        "token_shift": shift.numpy(),
-        "token_scale": scale.numpy(),
-        "in_channels": 1,
-    }
-
-
-class LocalSession:
-    """The loop's view of a plain process: rank 0 of 1, no checkpoint to resume, reports kept here."""
-
-    rank = 0
-    world = 1
-
-    def __init__(self, device: str = "cpu", compile_model: bool = False) -> None:
-        self.device = torch.device(device)
-        self.compile_model = compile_model
-        self.history: list[dict[str, Any]] = []
-
-    def get_checkpoint(self):
-        return None
-
-    def prepare_model(self, model: torch.nn.Module) -> torch.nn.Module:
-        model = model.to(self.device)
-        return torch.compile(model) if self.compile_model else model
-
-    def checkpoint_from_directory(self, path: str):  # noqa: ARG002
-        return None
-
-    def report(self, metrics: dict[str, Any], checkpoint=None) -> None:  # noqa: ARG002
-        self.history.append({**metrics, "cpu_s": time.process_time()})
+    return TrainingPayload(
+        train=train,
+        val=val,
+        var_tokens=layer_stats(train, layout)["var_tokens"].numpy(),
+        mean_params=train.mean(0),
+        token_shift=shift.numpy(),
+        token_scale=scale.numpy(),
+        in_channels=1,
+    )
 
 
 class RecordingSession:
-    """A Ray Train session (``train_ae.RayTrainSession``) that also keeps what the loop reports."""
+    """A Ray Train session (:class:`RayTrainSession`) that also keeps what the loop reports."""
 
     def __init__(self, inner) -> None:
         self.inner = inner
@@ -148,15 +128,15 @@ def steady_seconds(history: list[dict[str, Any]]) -> tuple[float, float, float]:
     return (secs[-1] - secs[0]) / (len(secs) - 1), secs[0], (cpu[-1] - cpu[0]) / (secs[-1] - secs[0])
 
 
-def run_in_process(cfg: AEConfig, payload: dict[str, Any], threads: int, device: str, compile_model: bool):
+def run_in_process(cfg: AEConfig, payload: TrainingPayload, threads: int, device: str, compile_model: bool):
     """Run the loop here with ``threads`` torch threads; (history, wall seconds)."""
     old = os.environ.get("OMP_NUM_THREADS")
     os.environ["OMP_NUM_THREADS"] = str(threads)  # the loop sets its thread count from this
-    session = LocalSession(device, compile_model)
+    session = LocalSession(device, compile_model=compile_model)
     try:
         t0 = time.perf_counter()
         with contextlib.redirect_stdout(sys.stderr):  # the loop prints a line per epoch
-            run_training_loop({"cfg": cfg.model_dump(mode="json"), "payload": payload}, session)
+            run_training_loop(LoopConfig(cfg, payload), session)
         wall = time.perf_counter() - t0
     finally:
         if old is None:
@@ -166,7 +146,9 @@ def run_in_process(cfg: AEConfig, payload: dict[str, Any], threads: int, device:
     return session.history, wall
 
 
-def _child(cfg_json: dict, payload: dict, threads: int, device: str, compile_model: bool, queue) -> None:
+def _child(
+    cfg_json: dict, payload: TrainingPayload, threads: int, device: str, compile_model: bool, queue
+) -> None:
     try:
         history, wall = run_in_process(AEConfig(**cfg_json), payload, threads, device, compile_model)
         queue.put(("ok", history, wall))
@@ -233,10 +215,6 @@ def _ray_worker_loop(config: dict[str, Any]) -> None:
     import ray
     import torch.distributed as dist
 
-    from hyperrep_ray.autoencoder.bundle import architecture_for
-    from hyperrep_ray.autoencoder.loop import RayTrainSession
-    from hyperrep_ray.autoencoder.model import HyperAutoencoder
-
     inner = RayTrainSession()
     rank, world = inner.rank, inner.world
     out: dict[str, Any] = {"rank": rank, "world": world}
@@ -244,10 +222,10 @@ def _ray_worker_loop(config: dict[str, Any]) -> None:
         payload = config["payload"]
         if isinstance(payload, ray.ObjectRef):
             payload = ray.get(payload)
-        per = len(payload["train"]) // world
-        payload = {**payload, "train": payload["train"][rank * per : (rank + 1) * per]}
+        per = len(payload.train) // world
+        mine = replace(payload, train=payload.train[rank * per : (rank + 1) * per])
         session = LocalSession(str(inner.device))
-        run_training_loop({**config, "payload": payload}, session)
+        run_training_loop({**config, "payload": mine}, session)
         if dist.is_initialized():
             dist.barrier()
     else:
@@ -300,37 +278,11 @@ def run_ray_train(cfg: AEConfig, payload_ref, storage: str, name: str, independe
 # ---------------------------------------------------------------- rows
 
 
-@dataclass
-class Row:
-    label: str
-    device: str
-    workers: int
-    threads: int
-    kind: str  # in-process, ray, ray-independent
-    amp: bool = False
-    compile_model: bool = False
-    baseline: str = ""  # the 1-core row of the same kind, for the scaling efficiency
-    note: str = ""
-    skip: str = ""  # not measured: why
-    samples_per_s: float = math.nan
-    s_per_epoch: float = math.nan
-    warmup_s: float = math.nan
-    wall_s: float = math.nan
-    steps: int = 0
-    comm_s: dict[str, float] = field(default_factory=dict)
-    cpu_use: list[float] = field(default_factory=list)  # per process: CPU s / wall s, timed epochs
-    load: float = math.nan  # 1-minute load average when the row started
-
-    @property
-    def cores(self) -> int:
-        return self.workers * self.threads
-
-
 def measure_row(row: Row, args, cfg: AEConfig, payload, payload_ref, storage: str, n: int) -> None:
     rcfg = cfg.model_copy(
         update={"num_workers": row.workers, "use_gpu": row.device == "cuda", "amp": row.amp}
     )
-    m = len(payload["train"])
+    m = len(payload.train)
     samples, steps = epoch_plan(m, row.workers, rcfg.batch_size)
     load = os.getloadavg()[0]
     if row.kind == "in-process":
@@ -361,97 +313,7 @@ def measure_row(row: Row, args, cfg: AEConfig, payload, payload_ref, storage: st
         row.samples_per_s, row.steps, row.cpu_use, row.load = samples / s_epoch, steps, cpu_use, load
 
 
-def plan(args) -> list[Row]:
-    rows = [
-        Row("in-process loop", "cpu", 1, 1, "in-process"),
-        Row("in-process loop", "cpu", 1, 2, "in-process", baseline="in-process loop"),
-    ]
-    skip = "" if args.compile else NOT_MEASURED + " (off with --quick: compiling takes minutes; --compile)"
-    rows.append(
-        Row("in-process loop + torch.compile", "cpu", 1, 1, "in-process", compile_model=True, skip=skip)
-    )
-    if args.no_ray:
-        rows += [
-            Row("Ray Train (DDP)", "cpu", w, 1, "ray", skip=NOT_MEASURED + " (--no-ray)") for w in (1, 2)
-        ]
-    else:
-        rows += [
-            Row("Ray Train (DDP)", "cpu", 1, 1, "ray"),
-            Row("Ray Train (DDP)", "cpu", 2, 1, "ray", baseline="Ray Train (DDP)"),
-            Row(
-                "Ray Train, independent loops (no DDP)",
-                "cpu",
-                2,
-                1,
-                "ray-independent",
-                baseline="Ray Train (DDP)",
-            ),
-        ]
-    no_cuda = "" if torch.cuda.is_available() else NOT_MEASURED + " (no CUDA device)"
-    rows += [
-        Row("in-process loop, fp32", "cuda", 1, 1, "in-process", amp=False, skip=no_cuda),
-        Row(
-            "in-process loop, bf16 autocast (AEConfig.amp)",
-            "cuda",
-            1,
-            1,
-            "in-process",
-            amp=True,
-            skip=no_cuda,
-        ),
-    ]
-    return [r for r in rows if r.device in args.devices.split(",")]
-
-
-# ---------------------------------------------------------------- table
-
-
-def table(rows: list[Row], cfg: AEConfig, m: int) -> list[str]:
-    out = [
-        "| row | device | workers × threads | batch per worker (global) | steps/epoch per worker | s/epoch "
-        "| samples/s | ms/step | DDP comm ms/step (all_reduce + broadcast) "
-        "| × in-process 1 thread | scaling eff. vs 1 core | CPU use per process | load at row start "
-        "| warm-up epoch s | total wall s |",
-        "|---|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
-    ]
-    ref = next((r for r in rows if r.label == "in-process loop" and r.threads == 1), None)
-    for r in rows:
-        wt = f"{r.workers} × {r.threads}"
-        batch = f"{cfg.batch_size} ({cfg.batch_size * r.workers})"
-        if r.skip or not math.isfinite(r.samples_per_s):
-            why = r.skip or r.note or "not measured"
-            out.append(f"| {r.label} | {r.device} | {wt} | {batch} | - | {why} | | | | | | | | | |")
-            continue
-        ms_step = 1000 * r.s_per_epoch / r.steps
-        comm = "-"
-        if r.comm_s:
-            a, b = 1000 * r.comm_s.get("allreduce_s", 0.0), 1000 * r.comm_s.get("broadcast_s", 0.0)
-            comm = f"{a + b:.1f} ({a:.1f} + {b:.1f}; {(a + b) / ms_step:.0%} of a step)"
-        elif r.kind == "ray" and r.workers > 1:
-            comm = "?"
-        vs_ref = (
-            r.samples_per_s / ref.samples_per_s
-            if ref and r.device == "cpu" and ref.samples_per_s
-            else math.nan
-        )
-        base = next(
-            (b for b in rows if b.label == r.baseline and b.cores == 1 and b.device == r.device), None
-        )
-        eff = (
-            r.samples_per_s / (r.cores * base.samples_per_s)
-            if base and r.baseline and math.isfinite(base.samples_per_s)
-            else math.nan
-        )
-        out.append(
-            f"| {r.label} | {r.device} | {wt} | {batch} | {r.steps} | {fmt(r.s_per_epoch)} "
-            f"| {fmt(r.samples_per_s, 1)} | {fmt(ms_step, 1)} | {comm} | {fmt(vs_ref)} | {fmt(eff)} "
-            f"| {', '.join(f'{c:.2f}' for c in r.cpu_use)} | {fmt(r.load)} "
-            f"| {fmt(r.warmup_s, 1)} | {fmt(r.wall_s, 1)} |"
-        )
-    return out
-
-
-def main(argv: list[str] | None = None) -> None:
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--quick", action="store_true", help="fewer samples and epochs (a few minutes on 2 cores)")
     p.add_argument("--preset", default="quick", choices=["smoke", "quick", "paper"], help="AE size (digits)")
@@ -479,32 +341,15 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--out", default=None, help="also write the Markdown here")
     args = p.parse_args(argv)
     q = args.quick
-    m = args.samples or (768 if q else 1750)
-    timed = args.epochs or (2 if q else 3)
+    args.samples = args.samples or (768 if q else 1750)
+    args.epochs = args.epochs or (2 if q else 3)
     args.compile_timeout = args.compile_timeout or (300 if q else 600)
     args.compile = (not q) if args.compile is None else args.compile
-    cfg = ae_preset(
-        args.preset,
-        "digits",
-        epochs=1 + timed,
-        eval_every=10**6,  # validation after the first and the last epoch only
-        checkpoint_every=10**6,  # one checkpoint, after the last epoch's clock
-        batch_size=args.batch_size,
-    )
-    cores = usable_cores()
-    torch.set_num_threads(1)
+    return args
 
-    log(f"synthetic payload: {m} train / {args.val} val vectors")
-    payload = synthetic_payload(m, args.val, cfg.standardize)
-    payload_ref = None
-    if not args.no_ray:
-        import ray
 
-        ray.init(num_cpus=cores, include_dashboard=False, log_to_driver=False)
-        payload_ref = ray.put(payload)
-    lines = ["# Autoencoder training throughput", "", *machine_lines()]
-    rows = plan(args)
-    t0 = time.perf_counter()
+def measure_all(rows: list[Row], args, cfg: AEConfig, payload: TrainingPayload, payload_ref) -> None:
+    """Every row ``args.rounds`` times, interleaved; a failing row is noted and the others go on."""
     n = 0
     with tempfile.TemporaryDirectory(prefix="ae_bench_") as storage:
         for rnd in range(args.rounds):
@@ -518,39 +363,35 @@ def main(argv: list[str] | None = None) -> None:
                 except Exception as e:  # noqa: BLE001 - one failing row must not lose the others
                     log(f"  failed: {type(e).__name__}: {e}")
                     if not math.isfinite(r.samples_per_s):
-                        r.note = f"failed: {type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}"[
-                            :200
-                        ]
-    from hyperrep_ray.autoencoder.bundle import architecture_for
-    from hyperrep_ray.autoencoder.model import HyperAutoencoder
+                        first = str(e).splitlines()[0] if str(e) else ""
+                        r.note = f"failed: {type(e).__name__}: {first}"[:200]
 
-    n_params = sum(x.numel() for x in HyperAutoencoder(architecture_for(cfg, 1)).parameters())
-    layout = token_layout(1)
-    lines += [
-        f"- load average at end: {load_average()}; whole run {time.perf_counter() - t0:.0f} s; "
-        f"{args.rounds} round(s), rows interleaved, fastest round shown",
-        f"- autoencoder: preset {args.preset} (d_token {cfg.d_token}, d_hidden {cfg.d_hidden}, "
-        f"{cfg.n_layers}+{cfg.n_layers} layers, {cfg.n_heads} heads, d_z {cfg.d_z}), "
-        f"{n_params:,} parameters; {layout.n_tokens} tokens of width {layout.token_dim}; "
-        f"Adam lr {cfg.lr}, LWLN {cfg.lwln}, noise {cfg.noise_sigma}, erase p {cfg.erase_p}, "
-        f"permute {cfg.permute}",
-        f"- data: {m} synthetic train vectors of {layout.n_params} (random N(0, 0.1): throughput does not "
-        f"depend on the values), {args.val} val vectors; 1 warm-up epoch + {timed} timed epoch(s) per row",
-        "- samples/s = train vectors per epoch / steady-state s per epoch (two augmented views of a vector "
-        "count once); ms/step = s/epoch / steps per worker; 'scaling eff. vs 1 core' = samples/s / "
-        "(cores × samples/s of the 1-core row of the same kind: 1-thread in-process loop, or 1 Ray Train "
-        "worker); total wall s includes start-up (Ray Train: workers, process group, payload) "
-        "and the warm-up",
-        "- CPU use per process: CPU seconds (all its threads) / wall seconds over the timed epochs, per "
-        "worker process; below 1 per busy thread means the process waited: for a core (other load) or, "
-        "under DDP, for the other worker; 'load at row start' is the 1-minute load average",
-        "- DDP comm: one all_reduce of all gradients as one float32 buffer + one broadcast of the module's "
-        "buffers (DDP's broadcast_buffers), timed alone between the same workers after training (gloo on "
-        "CPU); DDP buckets the all_reduce and overlaps it with backward, so this is an estimate",
-        "",
-        *table(rows, cfg, m),
-    ]
-    emit("\n".join(lines), args.out)
+
+def main(argv: list[str] | None = None) -> None:
+    args = parse_args(argv)
+    cfg = ae_preset(
+        args.preset,
+        "digits",
+        epochs=1 + args.epochs,
+        eval_every=10**6,  # validation after the first and the last epoch only
+        checkpoint_every=10**6,  # one checkpoint, after the last epoch's clock
+        batch_size=args.batch_size,
+    )
+    torch.set_num_threads(1)
+    log(f"synthetic payload: {args.samples} train / {args.val} val vectors")
+    payload = synthetic_payload(args.samples, args.val, cfg.standardize)
+    payload_ref = None
+    if not args.no_ray:
+        import ray
+
+        ray.init(num_cpus=usable_cores(), include_dashboard=False, log_to_driver=False)
+        payload_ref = ray.put(payload)
+    rows = plan(args)
+    t0 = time.perf_counter()
+    measure_all(rows, args, cfg, payload, payload_ref)
+    lines = ["# Autoencoder training throughput", "", *machine_lines()]
+    lines += notes(args, cfg, args.samples, args.epochs, time.perf_counter() - t0)
+    emit("\n".join([*lines, *table(rows, cfg, args.samples)]), args.out)
     if not args.no_ray:
         import ray
 

@@ -5,16 +5,16 @@ Embeddings z are decoded to zoo-CNN weight vectors by a hyper-representation aut
 decoded model is scored on the digits test images (optionally after fine-tuning). Rows, measured
 side by side in one run on the same embeddings:
 
-- plain loop: ``evaluate.decode_plain_loop``, one embedding at a time: ``HyperRepresentation.decode``
-  then one ``ZooCNN`` scored with ``datasets.evaluate_accuracy`` (the simple way, no Ray);
+- plain loop: ``ray_pipeline.decode_plain_loop``, one embedding at a time: ``HyperRepresentation.decode``
+  then one ``ZooCNN`` scored with ``data.images.evaluate_accuracy`` (the simple way, no Ray);
 - batched decode only: ``HyperRepresentation.decode`` of all embeddings (512 per batch), no scoring;
-- batched decode + population evaluator: the same decode, then ``zoo.population.evaluate_weight_vectors``
+- batched decode + population evaluator: the same decode, then ``autoencoder.scoring.weights_accuracy``
   (the models scored as populations of 256);
 - batched decode + ``finetune_population``: what each task of the Ray Data pipeline runs, in-process,
   with populations of the pipeline's batch size (0 fine-tuning epochs = evaluation only; and 1);
-- Ray Data: ``evaluate.evaluate_embeddings`` (decoder actor pool -> fine-tune/evaluate tasks), with
+- Ray Data: ``ray_pipeline.evaluate_embeddings`` (decoder actor pool -> fine-tune/evaluate tasks), with
   one or two decoder actors, 0 fine-tuning epochs (and 1). One Ray CPU per actor and per task;
-- Ray Data without actors: batched decode in-process, then ``evaluate.evaluate_weights`` (the same
+- Ray Data without actors: batched decode in-process, then ``ray_pipeline.evaluate_weights`` (the same
   fine-tune/evaluate tasks): separates the decoder actor pool's cost from the tasks'.
 
 In-process rows use ``--threads`` torch threads (default 1); Ray rows use the local Ray instance's
@@ -51,14 +51,19 @@ sys.path.insert(0, str(ROOT))
 
 from _common import NOT_MEASURED, emit, fmt, load_average, log, machine_lines, usable_cores  # noqa: E402
 
-from hyperrep_ray.evaluation import ray_pipeline as ev  # noqa: E402
 from hyperrep_ray.autoencoder.bundle import HyperRepresentation, architecture_for  # noqa: E402
 from hyperrep_ray.autoencoder.model import HyperAutoencoder  # noqa: E402
+from hyperrep_ray.autoencoder.scoring import weights_accuracy  # noqa: E402
 from hyperrep_ray.config import ae_preset  # noqa: E402
 from hyperrep_ray.data.images import ImageData, load_dataset  # noqa: E402
-from hyperrep_ray.evaluation.finetune import finetune_population, finetune_seeds, hyper_for_dataset  # noqa: E402
+from hyperrep_ray.evaluation import ray_pipeline as ev  # noqa: E402
+from hyperrep_ray.evaluation.finetune import (  # noqa: E402
+    FinetuneHyper,
+    finetune_population,
+    finetune_seeds,
+    hyper_for_dataset,
+)
 from hyperrep_ray.weightspace.tokens import layer_stats, standardisation, token_layout  # noqa: E402
-from hyperrep_ray.zoo.population import evaluate_weight_vectors  # noqa: E402
 
 SEED = 0
 
@@ -112,106 +117,120 @@ def ray_accuracy(df, epoch: int) -> np.ndarray:
     return sel["test_acc"].to_numpy(dtype=np.float32)
 
 
-def plan(args, ae_dir: str, data: ImageData, hyper: dict, cores: int) -> list[Row]:
-    act = hyper["activation"]
+@dataclass
+class Runners:
+    """The ways from embeddings to test accuracies on one device (``z -> accuracy (M,)``)."""
+
+    decode: Callable[[np.ndarray], np.ndarray]
+    population: Callable[[np.ndarray], np.ndarray]
+    finetune: Callable[[np.ndarray, int], np.ndarray]
+    ray_pipeline: Callable[[np.ndarray, int, int], np.ndarray]
+    ray_weights: Callable[[np.ndarray, int], np.ndarray]
+
+
+def runners(args, ae_dir: str, data: ImageData, hyper: FinetuneHyper, device: str) -> Runners:
+    bundle = HyperRepresentation.load(ae_dir, device=device)
     bs = args.batch_size
+
+    def decode(z: np.ndarray) -> np.ndarray:
+        return bundle.decode(z, batch_size=512)
+
+    def population(z: np.ndarray) -> np.ndarray:
+        return weights_accuracy(decode(z), data.test_x, data.test_y, hyper.activation, device=device)
+
+    def finetune(z: np.ndarray, epochs: int) -> np.ndarray:
+        seeds = finetune_seeds(SEED, np.arange(len(z)))
+        acc = finetune_population(
+            decode(z), data, hyper, epochs, seeds, record=[epochs], device=device, population_size=bs
+        )
+        return acc[:, 0]
+
+    def ray_pipeline(z: np.ndarray, epochs: int, actors: int) -> np.ndarray:
+        gpus = 1.0 / actors if device == "cuda" else 0.0
+        df = ev.evaluate_embeddings(
+            z, ae_dir, data, hyper, [epochs], "bench", SEED, batch_size=bs, concurrency=actors, num_gpus=gpus
+        )
+        return ray_accuracy(df, epochs)
+
+    def ray_weights(z: np.ndarray, epochs: int) -> np.ndarray:
+        gpus = float(device == "cuda")
+        df = ev.evaluate_weights(
+            decode(z), data, hyper, [epochs], "bench", SEED, batch_size=bs, num_gpus=gpus
+        )
+        return ray_accuracy(df, epochs)
+
+    return Runners(decode, population, finetune, ray_pipeline, ray_weights)
+
+
+def row(label: str, device: str, epochs: int, cores: int, run=None, reference: str = "", **kw) -> Row:
+    return Row(label, device, epochs, cores, reference=reference, run=run, **kw)
+
+
+def evaluation_rows(args, run: Runners | None, device: str, threads: int, cores: int, skip: str) -> list[Row]:
+    """0 fine-tuning epochs: every row scores the same decoded models as the plain loop."""
+    plain = "plain loop [cpu]"  # the reference of every device (the same decoded models)
+    bs = args.batch_size
+    r = run
+    rows = [
+        row(
+            "batched decode only (512 per batch)",
+            device,
+            0,
+            threads,
+            r and (lambda z: (r.decode(z), None)[1]),
+        ),
+        row("batched decode + weights_accuracy (256 per population)", device, 0, threads, r and r.population),
+        row(f"batched decode + finetune_population ({bs} per population)", device, 0, threads),
+    ]
+    rows[-1].run = r and (lambda z: r.finetune(z, 0))
+    if args.no_ray:
+        rows.append(row("Ray Data pipeline", device, 0, cores, skip=NOT_MEASURED + " (--no-ray)"))
+    else:
+        for actors in (1, 2) if device == "cpu" else (1,):
+            label = f"Ray Data evaluate_embeddings, {actors} decoder actor{'s' * (actors > 1)}"
+            rows.append(row(label, device, 0, cores, r and (lambda z, a=actors: r.ray_pipeline(z, 0, a))))
+        label = "batched decode in-process + Ray Data evaluate_weights (no actors)"
+        rows.append(row(label, device, 0, cores, r and (lambda z: r.ray_weights(z, 0))))
+    for x in rows:
+        x.reference = plain if x.label != "batched decode only (512 per batch)" else ""
+        x.skip = x.skip or skip
+    return rows
+
+
+def finetune_rows(args, run: Runners | None, device: str, threads: int, cores: int, skip: str) -> list[Row]:
+    """Fine-tuning epochs > 0: the Ray pipeline must train exactly as the in-process populations."""
+    rows = []
+    for e in sorted({e for e in args.finetune_epochs if e > 0}):
+        tuned = f"in-process fine-tune [{device}] {e}"
+        label = f"batched decode + finetune_population ({args.batch_size} per population)"
+        rows.append(row(label, device, e, threads, run and (lambda z, e=e: run.finetune(z, e)), skip=skip))
+        rows[-1].note = tuned
+        if not args.no_ray:
+            f = run and (lambda z, e=e: run.ray_pipeline(z, e, 1))
+            rows.append(
+                row("Ray Data evaluate_embeddings, 1 decoder actor", device, e, cores, f, tuned, skip=skip)
+            )
+    return rows
+
+
+def plan(args, ae_dir: str, data: ImageData, hyper: FinetuneHyper, cores: int) -> list[Row]:
     rows: list[Row] = []
     for device in args.devices.split(","):
         no_cuda = device == "cuda" and not torch.cuda.is_available()
         skip = NOT_MEASURED + " (no CUDA device)" if no_cuda else ""
-        bundle = None if no_cuda else HyperRepresentation.load(ae_dir, device=device)
+        run = None if no_cuda else runners(args, ae_dir, data, hyper, device)
         threads = args.threads if device == "cpu" else 1
-
-        def decode(z, bundle=bundle):
-            return bundle.decode(z, batch_size=512)
-
-        def decode_population(z, decode=decode, device=device):
-            w = decode(z)
-            return evaluate_weight_vectors(w, data.test_x, data.test_y, act, chunk=256, device=device)[0]
-
-        def decode_finetune(z, epochs, decode=decode, device=device):
-            w = decode(z)
-            seeds = finetune_seeds(SEED, np.arange(len(z)))
-            acc = finetune_population(
-                w, data, hyper, epochs, seeds, record=[epochs], device=device, population_size=bs
-            )
-            return acc[:, 0]
-
-        def ray_pipeline(z, epochs, actors, device=device):
-            df = ev.evaluate_embeddings(
-                z,
-                ae_dir,
-                data,
-                hyper,
-                [epochs],
-                "bench",
-                SEED,
-                batch_size=bs,
-                concurrency=actors,
-                num_gpus=1.0 / actors if device == "cuda" else 0.0,
-            )
-            return ray_accuracy(df, epochs)
-
-        def ray_weights(z, epochs, decode=decode, device=device):
-            df = ev.evaluate_weights(
-                decode(z),
-                data,
-                hyper,
-                [epochs],
-                "bench",
-                SEED,
-                batch_size=bs,
-                num_gpus=float(device == "cuda"),
-            )
-            return ray_accuracy(df, epochs)
-
-        plain = "plain loop [cpu]"  # the reference of every device (the same decoded models)
-        tuned = f"in-process fine-tune [{device}]"
         if device == "cpu":
-            rows.append(
-                Row("plain loop: decode 1 + evaluate_accuracy (decode_plain_loop)", device, 0, threads)
+            label = "plain loop: decode 1 + evaluate_accuracy (decode_plain_loop)"
+            plain = row(
+                label, device, 0, threads, lambda z: ev.decode_plain_loop(z, ae_dir, data, hyper.activation)
             )
-            rows[-1].run = lambda z: ev.decode_plain_loop(z, ae_dir, data, act)
-            rows[-1].note = plain
+            plain.note = "plain loop [cpu]"
+            rows.append(plain)
         else:
-            rows.append(Row("plain loop", device, 0, 1, skip="CPU only (decode_plain_loop loads on CPU)"))
-        rows.append(Row("batched decode only (512 per batch)", device, 0, threads, skip=skip))
-        rows[-1].run = lambda z, decode=decode: (decode(z), None)[1]
-        rows.append(
-            Row("batched decode + evaluate_weight_vectors (256 per population)", device, 0, threads, plain)
-        )
-        rows[-1].run, rows[-1].skip = decode_population, skip
-        rows.append(Row(f"batched decode + finetune_population ({bs} per population)", device, 0, threads))
-        rows[-1].run = lambda z, f=decode_finetune: f(z, 0)
-        rows[-1].reference, rows[-1].skip = plain, skip
-        if args.no_ray:
-            rows.append(Row("Ray Data pipeline", device, 0, cores, skip=NOT_MEASURED + " (--no-ray)"))
-        else:
-            for actors in (1, 2) if device == "cpu" else (1,):
-                rows.append(
-                    Row(
-                        f"Ray Data evaluate_embeddings, {actors} decoder actor{'s' * (actors > 1)}",
-                        device,
-                        0,
-                        cores,
-                        plain,
-                    )
-                )
-                rows[-1].run = lambda z, f=ray_pipeline, a=actors: f(z, 0, a)
-                rows[-1].skip = skip
-            label = "batched decode in-process + Ray Data evaluate_weights (no actors)"
-            rows.append(Row(label, device, 0, cores, plain, skip=skip))
-            rows[-1].run = lambda z, f=ray_weights: f(z, 0)
-        for e in sorted({e for e in args.finetune_epochs if e > 0}):
-            rows.append(
-                Row(f"batched decode + finetune_population ({bs} per population)", device, e, threads)
-            )
-            rows[-1].run = lambda z, f=decode_finetune, e=e: f(z, e)
-            rows[-1].skip, rows[-1].note = skip, f"{tuned} {e}"
-            if not args.no_ray:
-                rows.append(Row("Ray Data evaluate_embeddings, 1 decoder actor", device, e, cores))
-                rows[-1].run = lambda z, f=ray_pipeline, e=e: f(z, e, 1)
-                rows[-1].skip, rows[-1].reference = skip, f"{tuned} {e}"
+            rows.append(row("plain loop", device, 0, 1, skip="CPU only (decode_plain_loop loads on CPU)"))
+        rows += evaluation_rows(args, run, device, threads, cores, skip)
+        rows += finetune_rows(args, run, device, threads, cores, skip)
     return rows
 
 
@@ -268,7 +287,7 @@ def table(rows: list[Row], m: int) -> list[str]:
     return out
 
 
-def main(argv: list[str] | None = None) -> None:
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--quick", action="store_true", help="64 models instead of 512")
     p.add_argument("--models", type=int, default=None, help="embeddings to decode and evaluate")
@@ -292,49 +311,59 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--no-ray", action="store_true")
     p.add_argument("--out", default=None, help="also write the Markdown here")
     args = p.parse_args(argv)
-    m = args.models or (64 if args.quick else 512)
+    args.models = args.models or (64 if args.quick else 512)
     args.batch_size = args.batch_size or (16 if args.quick else 64)
     args.finetune_epochs = [int(e) for e in args.finetune_epochs.split(",") if e.strip()]
+    return args
+
+
+def notes(
+    args, bundle: HyperRepresentation, w: np.ndarray, data: ImageData, hyper: FinetuneHyper
+) -> list[str]:
+    """What was run and how to read the table."""
+    cfg, m = bundle.cfg, args.models
+    n_par = sum(x.numel() for x in bundle.model.parameters())
+    return [
+        f"- autoencoder: {args.ae or f'untrained, preset {args.preset}'} (d_token {cfg.d_token}, "
+        f"{cfg.n_layers}+{cfg.n_layers} layers, d_z {cfg.d_z}, {n_par:,} parameters); {m} embeddings "
+        f"uniform in [-1, 1]; decoded weights finite: {bool(np.isfinite(w).all())}, std {float(w.std()):.3f}",
+        f"- data: digits, {data.test_x.shape[0]} test images scored per model; fine-tuning on "
+        f"{data.train_x.shape[0]} train images with {hyper.optimizer} lr {hyper.lr}, "
+        f"batch {hyper.batch_size}",
+        f"- Ray Data batch = fine-tuning population = {args.batch_size} models; Ray rows: one CPU per "
+        f"decoder actor and per fine-tune task on a {usable_cores()}-CPU local Ray; wall s of a Ray row is "
+        "one evaluate_embeddings call (dataset, actor pool start, decode, evaluate, collect)",
+        "- models/s per core: models/s / cores the row may use (in-process: torch threads; Ray: the "
+        "instance's CPUs); '× plain loop': models/s over the plain loop's",
+        "",
+    ]
+
+
+def main(argv: list[str] | None = None) -> None:
+    args = parse_args(argv)
     torch.set_num_threads(args.threads)
-    cores = usable_cores()
     data = load_dataset("digits")
     hyper = hyper_for_dataset("digits")
-
     if not args.no_ray:
         import ray
         from ray.data import DataContext
 
-        ray.init(num_cpus=cores, include_dashboard=False, log_to_driver=False)
+        ray.init(num_cpus=usable_cores(), include_dashboard=False, log_to_driver=False)
         DataContext.get_current().enable_progress_bars = False
     lines = ["# Decode -> evaluate throughput", "", *machine_lines(args.threads)]
     t0 = time.perf_counter()
     with tempfile.TemporaryDirectory(prefix="decode_eval_") as tmp:
         ae_dir = args.ae or str(untrained_bundle(args.preset, Path(tmp) / "ae"))
         bundle = HyperRepresentation.load(ae_dir)
-        rng = np.random.default_rng(SEED)
-        z = rng.uniform(-1, 1, (m, bundle.cfg.d_z)).astype(np.float32)  # z lives in [-1, 1] (tanh)
-        warm_z = z[:8]
-        rows = plan(args, ae_dir, data, hyper, cores)
-        measure(rows, z, warm_z, args.rounds)
+        z = np.random.default_rng(SEED).uniform(-1, 1, (args.models, bundle.cfg.d_z)).astype(np.float32)
+        rows = plan(args, ae_dir, data, hyper, usable_cores())
+        measure(rows, z, z[:8], args.rounds)
         w = bundle.decode(z)
-    cfg = bundle.cfg
-    n_par = sum(x.numel() for x in bundle.model.parameters())
     lines += [
         f"- load average at end: {load_average()}; whole run {time.perf_counter() - t0:.0f} s; "
         f"{args.rounds} round(s), rows interleaved, fastest round shown; one warm-up call per row first",
-        f"- autoencoder: {args.ae or f'untrained, preset {args.preset}'} (d_token {cfg.d_token}, "
-        f"{cfg.n_layers}+{cfg.n_layers} layers, d_z {cfg.d_z}, {n_par:,} parameters); {m} embeddings "
-        f"uniform in [-1, 1]; decoded weights finite: {bool(np.isfinite(w).all())}, std {float(w.std()):.3f}",
-        f"- data: digits, {data.test_x.shape[0]} test images scored per model; fine-tuning on "
-        f"{data.train_x.shape[0]} train images with {hyper['optimizer']} lr {hyper['lr']}, "
-        f"batch {hyper['batch_size']}",
-        f"- Ray Data batch = fine-tuning population = {args.batch_size} models; Ray rows: one CPU per "
-        f"decoder actor and per fine-tune task on a {cores}-CPU local Ray; wall s of a Ray row is one "
-        "evaluate_embeddings call (dataset, actor pool start, decode, evaluate, collect)",
-        "- models/s per core: models/s / cores the row may use (in-process: torch threads; Ray: the "
-        "instance's CPUs); '× plain loop': models/s over the plain loop's",
-        "",
-        *table(rows, m),
+        *notes(args, bundle, w, data, hyper),
+        *table(rows, args.models),
     ]
     emit("\n".join(lines), args.out)
     if not args.no_ray:

@@ -20,6 +20,11 @@ from _common import ROOT, emit, machine_lines
 
 sys.path.insert(0, str(ROOT))
 
+from hyperrep_ray.autoencoder.artifacts import load_anchors  # noqa: E402
+from hyperrep_ray.autoencoder.bundle import HyperRepresentation  # noqa: E402
+from hyperrep_ray.autoencoder.scoring import dataset_scorer  # noqa: E402
+from hyperrep_ray.sampling.samplers import DEFAULT_BANDWIDTH, sample, top_fraction  # noqa: E402
+
 METHODS = ("uniform", "counterfactual", "kde30", "kde-joint30")
 
 
@@ -31,34 +36,25 @@ def nearest(a: np.ndarray, b: np.ndarray, exclude_self: bool = False) -> np.ndar
     return np.sqrt(d.min(1))
 
 
-def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--ae", required=True)
-    p.add_argument("--n", type=int, default=30)
-    p.add_argument("--bandwidth", type=float, default=None, help="KDE bandwidth (default: the package's)")
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--out", help="also write the table to this file")
-    args = p.parse_args(argv)
-
-    from hyperrep_ray.autoencoder.bundle import HyperRepresentation
-    from hyperrep_ray.autoencoder.evaluate import scorer
-    from hyperrep_ray.sampling.samplers import DEFAULT_BANDWIDTH, sample, top_fraction
-
-    bundle = HyperRepresentation.load(args.ae)
-    anchors = np.load(f"{args.ae}/anchors.npz")
-    z, acc = anchors["z"], anchors["test_acc"]
-    top = top_fraction(z, acc, 0.3)
-    h = args.bandwidth or DEFAULT_BANDWIDTH
+def anchor_geometry(z: np.ndarray, top: np.ndarray, seed: int) -> dict[str, float]:
+    """How independent the anchor dimensions are and how far apart the top anchors lie."""
     corr = np.corrcoef(z.T)
     off = np.abs(corr[~np.eye(len(corr), dtype=bool)])
     ev = np.linalg.eigvalsh(np.cov(z.T))[::-1]
-    participation = ev.sum() ** 2 / (ev**2).sum()
-    nn_top = np.median(nearest(top, top, exclude_self=True))
-    pairs = np.random.default_rng(args.seed).integers(0, len(top), (2000, 2))
-    pair_top = np.median(np.linalg.norm(top[pairs[:, 0]] - top[pairs[:, 1]], axis=1))
-    score = scorer(bundle.dataset, bundle.activation)
+    pairs = np.random.default_rng(seed).integers(0, len(top), (2000, 2))
+    return {
+        "corr_mean": float(off.mean()),
+        "corr_max": float(off.max()),
+        "participation": float(ev.sum() ** 2 / (ev**2).sum()),
+        "nn_top": float(np.median(nearest(top, top, exclude_self=True))),
+        "pair_top": float(np.median(np.linalg.norm(top[pairs[:, 0]] - top[pairs[:, 1]], axis=1))),
+    }
 
-    rows = [
+
+def sampler_rows(args, bundle, z, acc, top, geo: dict[str, float], h: float) -> list[dict[str, float | str]]:
+    """Per sampler: median distance to the nearest top anchor (relative) and decoded accuracy."""
+    score = dataset_scorer(bundle.dataset, bundle.activation)
+    rows: list[dict[str, float | str]] = [
         {
             "population": "top-30 % anchors (decoded)",
             "nn_dist": 0.0,
@@ -72,17 +68,36 @@ def main(argv: list[str] | None = None) -> int:
         rows.append(
             {
                 "population": m,
-                "nn_dist": dist / nn_top,
-                "pair_dist": dist / pair_top,
+                "nn_dist": dist / geo["nn_top"],
+                "pair_dist": dist / geo["pair_top"],
                 "acc": float(score(bundle.decode(s)).mean()),
             }
         )
+    return rows
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--ae", required=True)
+    p.add_argument("--n", type=int, default=30)
+    p.add_argument("--bandwidth", type=float, default=None, help="KDE bandwidth (default: the package's)")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--out", help="also write the table to this file")
+    args = p.parse_args(argv)
+
+    bundle = HyperRepresentation.load(args.ae)
+    anchors = load_anchors(args.ae)
+    z, acc = anchors.z, anchors.test_acc
+    top = top_fraction(z, acc, 0.3)
+    h = args.bandwidth or DEFAULT_BANDWIDTH
+    geo = anchor_geometry(z, top, args.seed)
+    rows = sampler_rows(args, bundle, z, acc, top, geo, h)
     lines = [
         *machine_lines(),
         f"autoencoder {args.ae}: d_z {z.shape[1]}, {len(z)} anchors ({len(top)} top-30 %), bandwidth {h}",
-        f"anchor dims: mean |corr| {off.mean():.3f} (max {off.max():.3f}); participation ratio "
-        f"{participation:.1f} of {z.shape[1]} dims; top-30 % anchors: median NN distance {nn_top:.4f}, "
-        f"median distance between two random ones {pair_top:.4f}",
+        f"anchor dims: mean |corr| {geo['corr_mean']:.3f} (max {geo['corr_max']:.3f}); participation ratio "
+        f"{geo['participation']:.1f} of {z.shape[1]} dims; top-30 % anchors: median NN distance "
+        f"{geo['nn_top']:.4f}, median distance between two random ones {geo['pair_top']:.4f}",
         "",
         "median distance of a sample to its nearest top-30 % anchor, in units of the anchors' NN distance "
         "and of the distance between two random anchors:",

@@ -29,6 +29,8 @@ from _common import ROOT, emit, machine_lines
 
 sys.path.insert(0, str(ROOT))
 
+from hyperrep_ray.pipeline import run_pipeline  # noqa: E402
+
 
 def _rss_mib(pid: str) -> float:
     try:
@@ -104,8 +106,6 @@ def main(argv: list[str] | None = None) -> int:
     preset = "smoke" if args.quick else args.preset
 
     import ray
-
-    from hyperrep_ray.pipeline import run_pipeline
 
     head = machine_lines(load_when="at start")
     out_dir = args.dir or tempfile.mkdtemp(prefix="stage_memory_")

@@ -251,7 +251,7 @@ def table(rows: list[Row], datasets: dict[str, ImageData], cfg: ZooConfig) -> li
     return out
 
 
-def main(argv: list[str] | None = None) -> None:
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--quick", action="store_true", help="1 epoch, small synthetic set, fewer models")
     p.add_argument("--devices", default="cpu,cuda", help="comma list of cpu, cuda (default: both)")
@@ -274,29 +274,15 @@ def main(argv: list[str] | None = None) -> None:
     args.epochs = args.epochs or (1 if q else 2)
     args.min_models = args.min_models or (8 if q else 16)
     args.one_models = args.one_models or (4 if q else 8)
-    n_train = args.synthetic_train or (2048 if q else 60_000)
-    n_test = args.synthetic_test or (512 if q else 10_000)
-    torch.set_num_threads(args.threads)
-    cores = usable_cores()
+    args.synthetic_train = args.synthetic_train or (2048 if q else 60_000)
+    args.synthetic_test = args.synthetic_test or (512 if q else 10_000)
+    return args
 
-    datasets: dict[str, ImageData] = {}
-    for name in args.datasets.split(","):
-        datasets[name] = load_dataset("digits") if name == "digits" else synthetic_data(n_train, n_test)
-    cfg = zoo_preset("quick", epochs=args.epochs)
 
-    if not args.no_ray:
-        import ray
-
-        ray.init(num_cpus=cores, include_dashboard=False, log_to_driver=False)
-    lines = ["# Zoo training throughput", "", *machine_lines(args.threads)]
-    t0 = time.perf_counter()
-    rows: list[Row] = []
-    for name, data in datasets.items():
-        for device in args.devices.split(","):
-            rows += plan(args, name, data, device, cfg, cores)
-    measure(rows, args.rounds)
-    lines += [
-        f"- load average at end: {load_average()}; whole run {time.perf_counter() - t0:.0f} s; "
+def notes(args, cfg, datasets: dict[str, ImageData], seconds: float) -> list[str]:
+    """What was run and how to read the table."""
+    return [
+        f"- load average at end: {load_average()}; whole run {seconds:.0f} s; "
         f"{args.rounds} round(s), rows interleaved, fastest round shown",
         f"- hyperparameters (all rows): {cfg.activation}, {cfg.init} init, {cfg.optimizer} lr {cfg.lr}, "
         f"batch {cfg.batch_size}, {cfg.epochs} epoch(s); evaluation on train + test images after every "
@@ -311,8 +297,32 @@ def main(argv: list[str] | None = None) -> None:
         "'× one-model loop' compares model-epochs/s with the one-model loop on the same data and device; "
         "'per core × loop' divides both by the cores they used",
         "",
-        *table(rows, datasets, cfg),
     ]
+
+
+def main(argv: list[str] | None = None) -> None:
+    args = parse_args(argv)
+    torch.set_num_threads(args.threads)
+    cores = usable_cores()
+    datasets: dict[str, ImageData] = {
+        name: load_dataset("digits")
+        if name == "digits"
+        else synthetic_data(args.synthetic_train, args.synthetic_test)
+        for name in args.datasets.split(",")
+    }
+    cfg = zoo_preset("quick", epochs=args.epochs)
+    if not args.no_ray:
+        import ray
+
+        ray.init(num_cpus=cores, include_dashboard=False, log_to_driver=False)
+    t0 = time.perf_counter()
+    rows: list[Row] = []
+    for name, data in datasets.items():
+        for device in args.devices.split(","):
+            rows += plan(args, name, data, device, cfg, cores)
+    measure(rows, args.rounds)
+    lines = ["# Zoo training throughput", "", *machine_lines(args.threads)]
+    lines += [*notes(args, cfg, datasets, time.perf_counter() - t0), *table(rows, datasets, cfg)]
     emit("\n".join(lines), args.out)
     if not args.no_ray:
         import ray
