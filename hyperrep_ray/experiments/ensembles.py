@@ -13,6 +13,7 @@ from hyperrep_ray.autoencoder.bundle import HyperRepresentation, read_ae_info
 from hyperrep_ray.data.images import ImageData
 from hyperrep_ray.evaluation.finetune import FinetuneHyper, finetune_seeds, hyper_for_dataset
 from hyperrep_ray.evaluation.ray_pipeline import scratch_weights
+from hyperrep_ray.evaluation.results import ExperimentResult
 from hyperrep_ray.experiments.data import zoo_hyper
 from hyperrep_ray.experiments.inputs import check_channels, check_n
 from hyperrep_ray.experiments.populations import (
@@ -21,7 +22,6 @@ from hyperrep_ray.experiments.populations import (
     random_ensembles,
     train_weights,
 )
-from hyperrep_ray.experiments.result import ExperimentResult
 from hyperrep_ray.experiments.statistics import summarize_result
 from hyperrep_ray.sampling.generate import sample_embeddings
 

@@ -17,10 +17,10 @@ import pandas as pd
 
 from hyperrep_ray.data.images import ImageData
 from hyperrep_ray.evaluation.ray_pipeline import baseline_from_scratch
+from hyperrep_ray.evaluation.results import ExperimentResult
 from hyperrep_ray.experiments.data import zoo_hyper
 from hyperrep_ray.experiments.inputs import check_channels, check_epochs, check_methods, check_n
 from hyperrep_ray.experiments.populations import concat_rows, evaluate_samples, task_batch_size
-from hyperrep_ray.experiments.result import ExperimentResult
 from hyperrep_ray.experiments.statistics import summarize_result
 from hyperrep_ray.runtime import ensure_ray
 from hyperrep_ray.sampling.generate import load_anchors, sample_embeddings

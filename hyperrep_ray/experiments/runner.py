@@ -28,11 +28,11 @@ from typing import Any
 from hyperrep_ray import tracking
 from hyperrep_ray.config import ExperimentsConfig
 from hyperrep_ray.data.images import ImageData
+from hyperrep_ray.evaluation.results import EXPERIMENTS, ExperimentResult
 from hyperrep_ray.experiments.data import default_transfer_target, zoo_data
 from hyperrep_ray.experiments.ensembles import ensembles
 from hyperrep_ray.experiments.in_dataset import in_dataset, merge_in_dataset, table1, trained_reference
 from hyperrep_ray.experiments.inputs import check_epochs
-from hyperrep_ray.experiments.result import EXPERIMENTS, ExperimentResult
 from hyperrep_ray.experiments.tracked import tracked_child
 from hyperrep_ray.experiments.transfer import transfer
 from hyperrep_ray.experiments.unseen_zoo import unseen_zoo

@@ -7,8 +7,8 @@ from typing import Any
 
 import pandas as pd
 
+from hyperrep_ray.evaluation.results import ExperimentResult, is_baseline, population_order, sorted_keys
 from hyperrep_ray.evaluation.stats import compare, summarize
-from hyperrep_ray.experiments.result import ExperimentResult, is_baseline, population_order, sorted_keys
 
 
 def summarize_frame(

@@ -8,7 +8,7 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 from hyperrep_ray import tracking
-from hyperrep_ray.experiments.result import STATS, ExperimentResult
+from hyperrep_ray.evaluation.results import STATS, ExperimentResult
 
 
 def result_metrics(result: ExperimentResult) -> dict[str, float]:

@@ -9,10 +9,10 @@ from typing import Any
 from hyperrep_ray.data.images import ImageData
 from hyperrep_ray.evaluation.finetune import HyperLike, check_hyper
 from hyperrep_ray.evaluation.ray_pipeline import baseline_finetune_zoo, baseline_from_scratch
+from hyperrep_ray.evaluation.results import ExperimentResult
 from hyperrep_ray.experiments.data import target_hyper
 from hyperrep_ray.experiments.inputs import check_channels, check_epochs, check_methods, check_n
 from hyperrep_ray.experiments.populations import concat_rows, evaluate_samples, task_batch_size
-from hyperrep_ray.experiments.result import ExperimentResult
 from hyperrep_ray.experiments.statistics import summarize_result
 from hyperrep_ray.sampling.generate import sample_embeddings
 from hyperrep_ray.sampling.samplers import SAMPLERS
@@ -68,6 +68,7 @@ def transfer(
         "source": source_data.name,
         "target": target_data.name,
         "target_derived_from": target_data.preprocessing.get("derived_from"),
+        "target_note": target_data.preprocessing.get("note"),
         "n": n,
         "finetune_epochs": epochs,
         "seed": seed,

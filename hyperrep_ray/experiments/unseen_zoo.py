@@ -12,6 +12,7 @@ from hyperrep_ray import store
 from hyperrep_ray.autoencoder.bundle import HyperRepresentation
 from hyperrep_ray.data.images import ImageData
 from hyperrep_ray.evaluation.ray_pipeline import evaluate_weights, zoo_models
+from hyperrep_ray.evaluation.results import ExperimentResult
 from hyperrep_ray.experiments.data import zoo_hyper
 from hyperrep_ray.experiments.inputs import check_channels, check_n
 from hyperrep_ray.experiments.populations import (
@@ -22,7 +23,6 @@ from hyperrep_ray.experiments.populations import (
     random_ensembles,
     task_batch_size,
 )
-from hyperrep_ray.experiments.result import ExperimentResult
 from hyperrep_ray.experiments.statistics import summarize_result
 from hyperrep_ray.sampling.samplers import DEFAULT_BANDWIDTH, TOP_FRACTION, sample
 

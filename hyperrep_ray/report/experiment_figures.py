@@ -9,7 +9,7 @@ from typing import Any
 
 import numpy as np
 
-from hyperrep_ray.experiments.result import is_baseline, population_order
+from hyperrep_ray.evaluation.results import is_baseline, population_order
 from hyperrep_ray.plotting import pyplot, save_figure
 
 

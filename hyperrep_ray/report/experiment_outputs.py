@@ -1,6 +1,6 @@
 """Each experiment's tables and figure, shaped like the paper's, and the experiments' ``report.md``.
 
-An experiment computes an :class:`~hyperrep_ray.experiments.result.ExperimentResult`; :func:`write_outputs`
+An experiment computes an :class:`~hyperrep_ray.evaluation.results.ExperimentResult`; :func:`write_outputs`
 draws it into ``out/<directory>/``: a Markdown table with its caption, the CI and test tables, CSVs of the
 same and of the raw rows (:func:`~.experiment_tables.write_tables`), and a PNG figure. Everything a
 caption says comes from the result's ``params``, so a table always describes the run that made it.
@@ -14,8 +14,7 @@ from typing import Any
 
 import numpy as np
 
-from hyperrep_ray.experiments.data import DERIVED_CAPTION
-from hyperrep_ray.experiments.result import EXPERIMENTS, ExperimentResult, population_order
+from hyperrep_ray.evaluation.results import EXPERIMENTS, ExperimentResult, population_order
 from hyperrep_ray.report.experiment_figures import box_strip, curves
 from hyperrep_ray.report.experiment_tables import by_epoch_markdown, wide_markdown, write_tables
 
@@ -93,8 +92,8 @@ def write_transfer(result: ExperimentResult, out: Path) -> list[Path]:
         f"test accuracy (%) on {target} after fine-tuning for Ep. epochs with the target's "
         "hyperparameters. B_T: trained from scratch on the target; B_F: the source zoo's models fine-tuned."
     )
-    if result.params.get("target_derived_from") is not None:
-        caption += " " + DERIVED_CAPTION.format(name=target)
+    if result.params.get("target_derived_from") is not None and result.params.get("target_note"):
+        caption += " " + str(result.params["target_note"])
     title = f"Table 2 ({source} to {target})"
     main = wide_markdown(result.summary, "Ep.")
     files = write_tables(directory, "table2", title, caption, main, result, "finetune_epoch", "Ep.")

@@ -8,7 +8,7 @@ from typing import Any
 
 import pandas as pd
 
-from hyperrep_ray.experiments.result import STATS, ExperimentResult, population_order
+from hyperrep_ray.evaluation.results import STATS, ExperimentResult, population_order
 
 
 def fmt_mean_std(s: Mapping[str, Any]) -> str:

@@ -4,7 +4,8 @@ test statistics, the captions that say what was run, the CSVs, and the experimen
 import pandas as pd
 import pytest
 
-from hyperrep_ray.experiments.result import ExperimentResult
+from hyperrep_ray.evaluation.results import ExperimentResult
+from hyperrep_ray.experiments.data import DERIVED_CAPTION
 from hyperrep_ray.experiments.statistics import summarize_frame
 from hyperrep_ray.report.experiment_outputs import experiments_markdown, write_outputs
 
@@ -92,7 +93,11 @@ def test_in_dataset_and_transfer_tables(tmp_path):
     )
 
     derived = by_epoch_result(
-        "transfer", source="digits", target="digits-transposed", target_derived_from="digits"
+        "transfer",
+        source="digits",
+        target="digits-transposed",
+        target_derived_from="digits",
+        target_note=DERIVED_CAPTION.format(name="digits-transposed"),
     )
     write_outputs(derived, tmp_path / "derived")
     md = (tmp_path / "derived/transfer/table2.md").read_text()

@@ -1,4 +1,6 @@
-"""What one experiment measured, and the order populations are listed in (baselines first)."""
+"""What one experiment measured, and the order populations are listed in (baselines first).
+
+Below both the experiments that fill it and the report that draws it, so data flows one way."""
 
 from __future__ import annotations
 
