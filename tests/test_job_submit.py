@@ -104,6 +104,7 @@ def _job_id(output: str) -> str:
     raise AssertionError(f"no submission id in: {output}")
 
 
+@pytest.mark.slow
 def test_job_submit_stop_resubmit_resume(local_cluster, ray_session, tmp_path, capsys, monkeypatch):
     """--out is a URI (file:// here, s3:// or gs:// on a cloud cluster): each job stages it in its own
     local directory, pulls what is there and pushes every finished stage."""

@@ -120,12 +120,8 @@ class TokenLayout:
         return self._device_cache[key]
 
 
-@functools.lru_cache(maxsize=8)
-def token_layout(in_channels: int = 1) -> TokenLayout:
-    """The (cached, immutable) token layout of the zoo CNN with ``in_channels`` input channels."""
-    if not isinstance(in_channels, (int, np.integer)) or isinstance(in_channels, bool) or in_channels < 1:
-        raise ValueError(f"in_channels must be a positive integer, got {in_channels!r}")
-    in_channels = int(in_channels)
+def layer_tokens(in_channels: int) -> list[LayerTokens]:
+    """One entry per layer of the zoo CNN: its neurons (tokens), their fan-in and where they sit."""
     shapes = layer_shapes(in_channels)
     layers: list[LayerTokens] = []
     offset = 0
@@ -151,6 +147,18 @@ def token_layout(in_channels: int = 1) -> TokenLayout:
         )
         offset += n_out * (fan_in + 1)
         token_offset += n_out
+    return layers
+
+
+@functools.lru_cache(maxsize=8)
+def token_layout(in_channels: int = 1) -> TokenLayout:
+    """The (cached, immutable) token layout of the zoo CNN with ``in_channels`` input channels."""
+    if not isinstance(in_channels, (int, np.integer)) or isinstance(in_channels, bool) or in_channels < 1:
+        raise ValueError(f"in_channels must be a positive integer, got {in_channels!r}")
+    in_channels = int(in_channels)
+    layers = layer_tokens(in_channels)
+    offset = layers[-1].bias_offset + layers[-1].n_tokens
+    token_offset = layers[-1].token_offset + layers[-1].n_tokens
     n_params, n_tokens = offset, token_offset
     token_dim = max(layer.token_size for layer in layers)
 
