@@ -45,7 +45,10 @@ def _one_by_one(w, data, hyper, epochs, seeds, record):
 
 @pytest.mark.parametrize(
     "overrides,init",
-    [({}, "uniform_symmetric"), ({"activation": "gelu", "optimizer": "sgd", "weight_decay": 1e-3}, "kaiming_uniform")],
+    [
+        ({}, "uniform_symmetric"),
+        ({"activation": "gelu", "optimizer": "sgd", "weight_decay": 1e-3}, "kaiming_uniform"),
+    ],
 )
 def test_population_equals_one_by_one(small_digits, overrides, init):
     hyper = hyper_for_dataset("digits", **overrides)
