@@ -29,7 +29,9 @@ from typing import Any
 
 import numpy as np
 
-from hyperrep_ray.autoencoder.loop import run_training_loop, train_loop_per_worker
+from hyperrep_ray.autoencoder.data import TrainingPayload
+from hyperrep_ray.autoencoder.loop import LoopConfig, run_training_loop, train_loop_per_worker
+from hyperrep_ray.autoencoder.session import TrainSession
 from hyperrep_ray.config import AEConfig
 from hyperrep_ray.sampling.samplers import sample
 from hyperrep_ray.tune.space import trial_ae_config
@@ -138,8 +140,8 @@ class SampledAccuracyHook:
 
 
 class TuneSession:
-    """The training loop's view of a Tune trial process (cf. the loop's Ray Train session): rank 0
-    of 1, reports and checkpoints go to Ray Tune."""
+    """The :class:`TrainSession` of a Tune trial process: rank 0 of 1, reports and checkpoints go to
+    Ray Tune (Ray refuses ``ray.train.*`` calls there)."""
 
     rank = 0
     world = 1
@@ -173,7 +175,7 @@ class TrialSetup:
     """What every trial shares, shipped once to the trial processes by ``tune.with_parameters``."""
 
     base: dict[str, Any]  # AEConfig (JSON) of a trial before the tuned values are applied
-    payload: dict[str, Any]  # the training loop's arrays (AEData.worker_payload)
+    payload: TrainingPayload  # the training loop's arrays
     hook: SampledAccuracyHook
     workers_per_trial: int
     cpus_per_trial: float
@@ -189,21 +191,15 @@ def trial_name(trial: Any) -> str:
 def sweep_trial(config: dict[str, Any], setup: TrialSetup) -> None:
     """The Tune trainable: train one autoencoder with the trial's values, reporting every epoch."""
     cfg = trial_ae_config(AEConfig(**setup.base), config)
-    loop_config: dict[str, Any] = {
-        "cfg": cfg.model_dump(mode="json"),
-        "payload": setup.payload,
-        "epoch_hook": setup.hook.fresh(),
-    }
-    if setup.workers_per_trial == 1:  # writable copies: arrays from the object store are read-only
-        loop_config["payload"] = {
-            k: np.array(v) if isinstance(v, np.ndarray) else v for k, v in setup.payload.items()
-        }
-        run_training_loop(loop_config, TuneSession(use_gpu=setup.gpus_per_trial > 0))
+    loop = LoopConfig(cfg=cfg, payload=setup.payload, epoch_hook=setup.hook.fresh())
+    if setup.workers_per_trial == 1:
+        session: TrainSession = TuneSession(use_gpu=setup.gpus_per_trial > 0)
+        run_training_loop(loop, session)
     else:
-        fit_with_ray_train(loop_config, setup)
+        fit_with_ray_train(loop, setup)
 
 
-def fit_with_ray_train(loop_config: dict[str, Any], setup: TrialSetup) -> None:
+def fit_with_ray_train(loop: LoopConfig, setup: TrialSetup) -> None:
     """A multi-worker trial: the trial process drives a DDP ``TorchTrainer`` whose rank 0 reports to Tune."""
     import ray
     import ray.train
@@ -215,11 +211,11 @@ def fit_with_ray_train(loop_config: dict[str, Any], setup: TrialSetup) -> None:
     per_worker = {"CPU": setup.cpus_per_trial / workers}
     if setup.gpus_per_trial > 0:
         per_worker["GPU"] = setup.gpus_per_trial / workers
-    loop_config["payload"] = ray.put(setup.payload)
+    loop.payload = ray.put(setup.payload)  # once, for all the trial's workers
     report_to_tune: list[Any] = [TuneReportCallback()]  # a Ray Train callback; Ray's hint names Tune's
     trainer = TorchTrainer(
         train_loop_per_worker,
-        train_loop_config=loop_config,
+        train_loop_config=loop.to_mapping(),
         scaling_config=ray.train.ScalingConfig(
             num_workers=workers, use_gpu="GPU" in per_worker, resources_per_worker=per_worker
         ),

@@ -33,7 +33,7 @@ import numpy as np
 from hyperrep_ray import store, tracking
 from hyperrep_ray.autoencoder.data import prepare_ae_data
 from hyperrep_ray.config import AEConfig, ConfigError, ae_preset
-from hyperrep_ray.data.images import load_dataset
+from hyperrep_ray.data.zoo_images import images_for_zoo
 from hyperrep_ray.io import write_json
 from hyperrep_ray.runtime import ensure_ray
 from hyperrep_ray.tune import results
@@ -145,9 +145,8 @@ def resume_state(plan: SweepPlan) -> tuple[bool, dict[str, Any]]:
 
 
 def validation_images(meta: dict[str, Any], data_root: str | None, seed: int) -> tuple[Any, Any]:
-    """Held-out part of the image *training* set (``split_validation``): (x, y)."""
-    split_seed = int((meta.get("config") or {}).get("image_split_seed", 0))
-    images = load_dataset(meta["dataset"], data_root, split_seed=split_seed)
+    """Held-out part of the zoo's image *training* set (``split_validation``): (x, y)."""
+    images = images_for_zoo(meta, data_root)
     n = int(images.train_y.shape[0])
     fraction = min(VAL_FRACTION, MAX_VAL_IMAGES / n)
     _, val = images.split_validation(fraction, seed)
@@ -174,7 +173,7 @@ def trial_setup(plan: SweepPlan) -> TrialSetup:
     )
     return TrialSetup(
         base=base.model_dump(mode="json"),
-        payload=data.worker_payload(),
+        payload=data.training_payload(),
         hook=hook,
         workers_per_trial=c.workers_per_trial,
         cpus_per_trial=c.cpus,

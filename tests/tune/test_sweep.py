@@ -198,3 +198,14 @@ def test_a_sweep_with_other_settings_is_not_resumed(tmp_path, tiny_zoo, ray_sess
         run_sweep(
             tiny_sweep(tiny_zoo, out, num_samples=1, early_stopping=False, seed=1), tracking_uri=tune_mlflow
         )
+
+
+def test_a_multi_worker_trial_trains_with_ray_train(tmp_path, tiny_zoo, ray_session, tune_mlflow):
+    """workers_per_trial 2: the trial drives a 2-worker DDP TorchTrainer whose rank 0 reports to Tune."""
+    config = tiny_sweep(
+        tiny_zoo, tmp_path / "sweep", num_samples=1, workers_per_trial=2, early_stopping=False
+    )
+    summary = run_sweep(config, tracking_uri=tune_mlflow, verbose=0)
+    (row,) = _rows(tmp_path / "sweep")
+    assert row["status"] == "completed" and int(row["epochs_run"]) == 2, row["error"]
+    assert 0.0 <= float(row["objective"]) <= 1.0 and summary["best"]["trial_id"] == row["trial_id"]
