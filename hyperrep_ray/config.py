@@ -375,10 +375,11 @@ class ExperimentsConfig(StrictModel):
 
     n: int = Field(50, ge=2, description="models per sampler and population")
     finetune_epochs: tuple[int, ...] = Field((0, 1, 5, 25), description="fine-tuning epochs evaluated")
-    methods: tuple[str, ...] = Field(
-        ("uniform", "counterfactual", "kde", "kde30", "kde-joint", "kde-joint30")
-        + ("neigh", "neigh30", "gan", "gan30"),
-        description="samplers of Figure 4 (see SAMPLERS)",
+    methods: tuple[str, ...] = Field(tuple(SAMPLERS), description="samplers of Figure 4 (see SAMPLERS)")
+    novelty: bool = Field(
+        True,
+        description="measure every in-dataset population's novelty against the train checkpoints and "
+        "the samplers' accuracy-novelty frontiers against the noise baseline",
     )
     gan_epochs: int = Field(1000, ge=1)
     bandwidth: float | None = Field(

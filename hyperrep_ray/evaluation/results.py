@@ -15,7 +15,7 @@ from hyperrep_ray.config import SAMPLERS
 
 #: The experiments of a run (:func:`~.experiments.runner.run_experiments`), in the order they run and are
 #: reported: the top-level keys of ``summary.json``.
-EXPERIMENTS = ("in_dataset", "ensembles", "transfer", "unseen_zoo")
+EXPERIMENTS = ("in_dataset", "novelty", "ensembles", "transfer", "unseen_zoo")
 #: The statistics of one population at one key, as columns of the CSV tables.
 STATS = ("mean", "std", "median", "ci_low", "ci_high", "n")
 
@@ -28,7 +28,9 @@ class ExperimentResult:
     ``frame``: the raw rows (long format: population, sample_id, finetune_epoch, test_acc; ensembles:
     population, ensemble_size, ensemble_id, members, test_acc); ``tests``: one row per (sampled population,
     baseline, key) with p_value and cles; ``files``: the tables and figures written; ``notes``: what was
-    skipped and why; ``extra``: in-memory by-products (e.g. the ensembles' member weights)."""
+    skipped and why; ``extra``: in-memory by-products (e.g. the ensembles' member weights, the sampled
+    embeddings); ``sections``: top-level entries of ``summary.json`` an experiment adds besides its own
+    (e.g. ``novelty_reference``, ``frontier``); ``metrics``: MLflow metrics beyond the summary's."""
 
     name: str
     summary: dict[str, dict[str, dict[str, float | int]]]
@@ -38,6 +40,8 @@ class ExperimentResult:
     params: dict[str, Any] = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)
     extra: dict[str, Any] = field(default_factory=dict)
+    sections: dict[str, Any] = field(default_factory=dict)
+    metrics: dict[str, float] = field(default_factory=dict)
 
 
 def is_baseline(population: str) -> bool:

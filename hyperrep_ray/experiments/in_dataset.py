@@ -121,6 +121,7 @@ def in_dataset(
         "decode_on_driver": decode_on_driver,
     }
     result = ExperimentResult("in_dataset", {}, frame.reset_index(drop=True), [], params=params, notes=notes)
+    result.extra["embeddings"] = {name: (ae_dir, z) for name, z in zip(names, zs, strict=True)}
     return summarize_result(result, "finetune_epoch", seed)
 
 
@@ -149,9 +150,11 @@ def table1(
     check_channels(ae_dir, data)
     hyper, init = zoo_hyper(zoo)
     bs = task_batch_size(n, batch_size)
+    embeddings: dict[str, tuple[str, np.ndarray]] = {}
 
     def sampled(ae: str, method: str, population: str) -> pd.DataFrame:
         z = sample_embeddings(ae, n, method, seed, bandwidth)
+        embeddings[population] = (ae, z)
         return evaluate_samples(
             z, ae, data, hyper, epochs, population, seed, bs, decode_on_driver, num_gpus=num_gpus
         )
@@ -177,6 +180,7 @@ def table1(
         "bandwidth": DEFAULT_BANDWIDTH if bandwidth is None else float(bandwidth),
     }
     result = ExperimentResult("table1", {}, concat_rows(frames), [], params=params, notes=notes)
+    result.extra["embeddings"] = embeddings
     return summarize_result(result, "finetune_epoch", seed)
 
 
@@ -199,5 +203,6 @@ def merge_in_dataset(t1: ExperimentResult, ind: ExperimentResult, seed: int) -> 
         [],
         params={**ind.params, **t1.params, "methods": ind.params.get("methods")},
         notes=[*t1.notes, *ind.notes],
+        extra={"embeddings": {**ind.extra.get("embeddings", {}), **t1.extra.get("embeddings", {})}},
     )
     return summarize_result(merged, "finetune_epoch", seed)

@@ -33,6 +33,7 @@ from hyperrep_ray.experiments.data import default_transfer_target, zoo_data
 from hyperrep_ray.experiments.ensembles import ensembles
 from hyperrep_ray.experiments.in_dataset import in_dataset, merge_in_dataset, table1, trained_reference
 from hyperrep_ray.experiments.inputs import check_epochs
+from hyperrep_ray.experiments.novelty import novelty
 from hyperrep_ray.experiments.tracked import tracked_child
 from hyperrep_ray.experiments.transfer import transfer
 from hyperrep_ray.experiments.unseen_zoo import unseen_zoo
@@ -176,10 +177,22 @@ def run_unseen_zoo(s: Setup, other_zoo: str) -> list[ExperimentResult]:
     ]
 
 
-def steps(s: Setup) -> Iterator[Step]:
+def run_novelty(s: Setup, in_dataset_result: ExperimentResult) -> list[ExperimentResult]:
+    """Novelty of the in-dataset populations and the samplers' accuracy-novelty frontiers."""
+    c = s.config
+    embeddings = in_dataset_result.extra.get("embeddings", {})
+    return [novelty(s.ae_dir, s.zoo, s.data, embeddings, c.methods, c.n, c.seed, data_root=s.data_root)]
+
+
+def steps(s: Setup, done: Mapping[str, ExperimentResult]) -> Iterator[Step]:
     """The experiments in the order of EXPERIMENTS. A generator: the transfer target is looked for only
-    once the experiments before it have run."""
+    once the experiments before it have run, and novelty reads the in-dataset populations from
+    ``done`` (the results so far, by name)."""
     yield Step("in_dataset", partial(run_in_dataset, s))
+    if not s.config.novelty:
+        yield Step("novelty", skipped="novelty measures switched off (ExperimentsConfig.novelty)")
+    elif "in_dataset" in done:
+        yield Step("novelty", partial(run_novelty, s, done["in_dataset"]))
     yield Step("ensembles", partial(run_ensembles, s))
     target, why = s.transfer_target, None
     if target is None:
@@ -242,6 +255,7 @@ def record(summary: dict[str, Any], result: ExperimentResult, seconds: float) ->
     if result.notes:
         summary["notes"][result.name] = result.notes
     summary["meta"]["seconds"][result.name] = round(seconds, 2)
+    summary.update(result.sections)
 
 
 def finish(summary: dict[str, Any], files: Mapping[str, Sequence[Path]], out: Path, seconds: float) -> None:
@@ -309,15 +323,17 @@ def run_experiments(
     params = run_params(s, out)
     summary = new_summary(params)
     files: dict[str, list[Path]] = {}
+    done: dict[str, ExperimentResult] = {}
     t_all = time.perf_counter()
     with tracking.run("experiments", params, tracking_uri, nested=nested, tags={"stage": "experiments"}):
-        for step in steps(s):
+        for step in steps(s, done):
             if step.compute is None:
                 summary["skipped"][step.name] = step.skipped
                 continue
             draw = partial(computed_and_drawn, step.compute, out)
             result, seconds = tracked_child(step.name, draw, tracking_uri)
             record(summary, result, seconds)
+            done[result.name] = result
             files[result.name] = result.files
         finish(summary, files, out, time.perf_counter() - t_all)
     return summary

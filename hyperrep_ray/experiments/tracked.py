@@ -21,6 +21,7 @@ def result_metrics(result: ExperimentResult) -> dict[str, float]:
         for s in STATS
         if s != "n"
     }
+    out.update(result.metrics)
     key = "ensemble_size" if result.name == "ensembles" else "epoch"
     for r in result.tests:
         pair = f"{r['population']}_vs_{r['baseline']}.{r[key]}"
@@ -46,7 +47,10 @@ def log_result(result: ExperimentResult, seconds: float) -> None:
     for d in dict.fromkeys(f.parent for f in result.files):
         if d.is_dir():
             mlflow.log_artifacts(str(d), artifact_path=d.name)
-    mlflow.log_dict({"summary": result.summary, "tests": result.tests, "notes": result.notes}, "summary.json")
+    mlflow.log_dict(
+        {"summary": result.summary, "tests": result.tests, "notes": result.notes, **result.sections},
+        "summary.json",
+    )
 
 
 def tracked_child(

@@ -17,6 +17,7 @@ import numpy as np
 from hyperrep_ray.evaluation.results import EXPERIMENTS, ExperimentResult, population_order
 from hyperrep_ray.report.experiment_figures import box_strip, curves
 from hyperrep_ray.report.experiment_tables import by_epoch_markdown, wide_markdown, write_tables
+from hyperrep_ray.report.novelty_tables import write_novelty
 
 
 def write_table1(result: ExperimentResult, out: Path) -> list[Path]:
@@ -144,6 +145,7 @@ def write_unseen_zoo(result: ExperimentResult, out: Path) -> list[Path]:
 WRITERS: dict[str, Callable[[ExperimentResult, Path], list[Path]]] = {
     "table1": write_table1,
     "in_dataset": write_in_dataset,
+    "novelty": write_novelty,
     "ensembles": write_ensembles,
     "transfer": write_transfer,
     "unseen_zoo": write_unseen_zoo,

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from hyperrep_ray.report.experiment_tables import by_epoch_markdown
+from hyperrep_ray.report.novelty_tables import answer, novelty_markdown
 from hyperrep_ray.zoo.figures import zoo_summary_markdown
 
 AE_ROWS = (
@@ -38,14 +39,23 @@ def pipeline_markdown(summary: dict[str, Any]) -> str:
             lines.append("")
         exp = entry.get("experiments") or {}
         if exp.get("in_dataset"):
-                        lines += [
+            lines += [
                 f"### sampled models vs baselines on {name} (paper Table 1 / Figure 4; test accuracy, %)",
                 "",
                 *by_epoch_markdown(exp["in_dataset"], name),
                 "",
-                f"All experiments, CIs and tests: `experiments_{name}.md`.",
+            ]
+        if exp.get("novelty"):
+            lines += [
+                f"### are the sampled models new? (epoch 0, against the train checkpoints of {name})",
+                "",
+                *novelty_markdown(exp),
+                "",
+                answer(exp),
                 "",
             ]
+        if exp:
+            lines += [f"All experiments, frontiers, CIs and tests: `experiments_{name}.md`.", ""]
     lines += ["## wall time per stage (s)", "", "| stage | seconds |", "|---|---:|"]
     lines += [f"| {k} | {v:.0f} |" for k, v in summary["stage_seconds"].items()]
     lines += ["", f"total: {summary.get('wall_seconds', 0):.0f} s"]

@@ -16,6 +16,7 @@ import torch
 
 from hyperrep_ray import store
 from hyperrep_ray.autoencoder.bundle import read_ae_info
+from hyperrep_ray.data.image_data import ImageData
 from hyperrep_ray.data.zoo_images import images_for_zoo
 from hyperrep_ray.weightspace.novelty import (
     NoveltyReference,
@@ -70,11 +71,16 @@ def ae_zoo(ae_dir: str | Path) -> str | None:
 
 
 def novelty_setup(
-    ae_dir: str | Path, zoo: str | None = None, data_root: str | None = None, device: str = "cpu"
+    ae_dir: str | Path,
+    zoo: str | None = None,
+    data_root: str | None = None,
+    device: str = "cpu",
+    data: ImageData | None = None,
 ) -> NoveltySetup:
     """Load the train checkpoints of the autoencoder's epoch window from ``zoo`` (default: the zoo
-    ``ae.json`` records), score them on the zoo's test images and align them to the autoencoder's
-    canonical reference (a fitted one if the autoencoder did not align)."""
+    ``ae.json`` records), score them on the test images of ``data`` (default: the zoo's own, rebuilt
+    from zoo.json; the experiments pass theirs so that accuracies match their tables) and align them to
+    the autoencoder's canonical reference (a fitted one if the autoencoder did not align)."""
     info = read_ae_info(ae_dir)
     zoo = zoo or ae_zoo(ae_dir)
     if zoo is None:
@@ -85,7 +91,7 @@ def novelty_setup(
     w, meta = store.load_weights(zoo, epochs=range(lo, hi + 1), split="train")
     with np.load(Path(ae_dir) / "normalisation.npz") as npz:
         canonical = npz["reference"] if "reference" in npz.files else None
-    images = images_for_zoo(store.read_zoo_meta(zoo), data_root)
+    images = images_for_zoo(store.read_zoo_meta(zoo), data_root) if data is None else data
     reference = build_reference(
         w.numpy(),
         meta["model_id"].to_numpy(),

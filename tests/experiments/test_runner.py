@@ -102,12 +102,43 @@ def test_summary_has_every_experiment_population_and_epoch(run):
         "S_KDE30": {"0"},
         "S_KDE30_ens5": {"0"},
     }
-    for name in EXPERIMENTS:
+    for name in (e for e in EXPERIMENTS if e != "novelty"):  # novelty's shape: test_novelty_section
         for pop, per in summary[name].items():
             for key, s in per.items():
                 expected = 3 if (name == "ensembles" and key != "1") or pop == "S_KDE30_ens5" else N
                 _check_stats(s, expected)
     assert summary["meta"]["config"]["n"] == N and summary["meta"]["seconds"]["total"] > 0
+
+
+NOVELTY_KEYS = {"accuracy", "novelty", "max_wrong_iou", "nearest_l2", "n"}
+
+
+@pytest.mark.slow
+def test_novelty_section_scores_every_population_beside_its_accuracy(run):
+    summary, out, _ = run
+    ind, nov = summary["in_dataset"], summary["novelty"]
+    assert set(nov) == set(ind), "every in-dataset population carries its novelty"
+    for pop, s in nov.items():
+        assert set(s) == NOVELTY_KEYS and s["n"] == N
+        assert s["novelty"] == pytest.approx(1 - s["max_wrong_iou"]) and 0 <= s["novelty"] <= 1
+        # the same models on the same test images as the in-dataset table's epoch 0
+        assert s["accuracy"] == pytest.approx(ind[pop]["0"]["mean"], abs=TOL), pop
+    refs = summary["novelty_reference"]
+    assert set(refs) == {"test_split", "train_vs_train"}
+    assert all(set(r) == NOVELTY_KEYS for r in refs.values())
+    fr = summary["frontier"]
+    assert {"B_NOISE", "B_NOISE_ORIG", "S_KDE30", "S_KDEJ30", "S_KDE30code", "S_GAN"} <= set(fr)
+    sigma0 = [p for p in fr["B_NOISE_ORIG"] if p["knob"] == "sigma" and p["value"] == 0]
+    assert sigma0 and sigma0[0]["nearest_l2"] == pytest.approx(0, abs=1e-4), "sigma 0: the train weights"
+    assert sigma0[0]["novelty"] == pytest.approx(0, abs=1e-6), "a train checkpoint's own wrong set: IoU 1"
+    assert [p["value"] for p in fr["S_KDE30"]] == sorted(p["value"] for p in fr["S_KDE30"])
+    assert len(fr["S_GAN"]) == 1 and fr["S_GAN"][0]["knob"] is None
+    assert set(summary["frontier_vs_noise"]) == set(fr) - {"B_NOISE"}
+    md = (out / "novelty/novelty.md").read_text()
+    assert "test-split models" in md and "| S_KDE30 |" in md and "noise baseline" in md
+    assert (out / "novelty/frontier.png").read_bytes()[:8] == PNG
+    rows = pd.read_csv(out / "novelty/novelty_rows.csv")
+    assert len(rows) == N * len(nov) and rows["nearest_model_id"].notna().all()
 
 
 @pytest.mark.slow
