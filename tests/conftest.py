@@ -75,6 +75,6 @@ def trained_ae(tmp_path_factory, tiny_zoo, ray_session):
 
     root = tmp_path_factory.mktemp("ae")
     uri = f"sqlite:///{root / 'mlflow.db'}"
-    cfg = ae_preset("smoke", epochs=6, checkpoint_every=2, num_workers=2, epochs_window=(2, 3))
+    cfg = ae_preset("smoke", epochs=4, checkpoint_every=2, num_workers=2, epochs_window=(2, 3))
     metrics = run_ae_stage(tiny_zoo, str(root / "ae"), cfg, uri)
     return str(root / "ae"), metrics, uri

@@ -10,6 +10,7 @@ reported, through a Ray Train ``UserCallback`` in the Train controller.
 from __future__ import annotations
 
 import math
+import time
 from pathlib import Path
 from typing import Any
 
@@ -34,14 +35,18 @@ def epoch_metrics_to_mlflow(tracking_uri: str | None, run_id: str | None) -> lis
 
     class EpochMetricsToMlflow(UserCallback):
         def after_report(self, run_context: Any, metrics: list[dict[str, Any]], checkpoint: Any) -> None:  # noqa: ARG002
+            from mlflow.entities import Metric
             from mlflow.tracking import MlflowClient
 
             m = metrics[0] if metrics else {}
-            step = int(m.get("epoch", 0))
-            client = MlflowClient(tracking_uri)
-            for k, v in m.items():
-                if k != "epoch" and isinstance(v, int | float) and math.isfinite(v):
-                    client.log_metric(rid, k, float(v), step=step)
+            step, now = int(m.get("epoch", 0)), int(time.time() * 1000)
+            batch = [
+                Metric(k, float(v), now, step)
+                for k, v in m.items()
+                if k != "epoch" and isinstance(v, int | float) and math.isfinite(v)
+            ]
+            if batch:  # one request per epoch
+                MlflowClient(tracking_uri).log_batch(rid, metrics=batch)
 
     return [EpochMetricsToMlflow()]
 
