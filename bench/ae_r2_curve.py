@@ -4,7 +4,7 @@
 Runs the package's own training loop (``autoencoder.loop.run_training_loop``) in this process (one
 worker, no Ray) on a zoo's epoch window, with AE-config overrides given as JSON, and prints R^2
 on 500 train checkpoints and on the whole test split every ``--every`` epochs: the curve that shows
-whether a setting generalises or memorises (issue 3's table was made with it).
+whether a setting generalises or memorises.
 
     python bench/ae_r2_curve.py --zoo runs/qp/zoo \
         --set '{"compression": "sequence", "standardize": "coordinate"}'

@@ -31,7 +31,7 @@ ALL_YAML = sorted(CLUSTER.rglob("*.yaml"))
 # Every text file a user copies commands from.
 ALL_TEXT = [*ALL_YAML, DOCKERFILE, README]
 
-ENTRY_POINTS = ("jobs/full_pipeline.py",)  # jobs/tune_sweep.py joins with the Tune sweep (issue 5)
+ENTRY_POINTS = ("jobs/full_pipeline.py",)  # jobs/tune_sweep.py runs alone what the pipeline runs with --tune
 # Where the configs put the repository on a node (launcher file_mounts, Docker image).
 REMOTE_REPO_PREFIXES = ("~/hyperrep_ray/", "/home/ray/hyperrep_ray/")
 DATA_ROOT = "/home/ray/hyperrep_data"
