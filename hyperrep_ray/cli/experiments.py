@@ -25,7 +25,7 @@ from hyperrep_ray.cli.common import (
     quiet_ray_data,
 )
 from hyperrep_ray.config import ExperimentsConfig, experiments_preset
-from hyperrep_ray.experiments.runner import run_experiments
+from hyperrep_ray.experiments.runner import EXPERIMENTS, run_experiments
 from hyperrep_ray.sampling.samplers import DEFAULT_BANDWIDTH
 
 NAME = "experiments"
@@ -41,8 +41,6 @@ FIELD_FLAGS = (
     "ensemble_repeats",
     "seed",
 )
-#: The experiments summary.json may hold, in the order they are reported.
-EXPERIMENTS = ("in_dataset", "ensembles", "transfer", "unseen_zoo")
 
 
 def listed(values: Any) -> str:

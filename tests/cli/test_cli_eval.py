@@ -84,7 +84,7 @@ def test_experiments_command_end_to_end(trained_ae, tiny_zoo, tmp_path, mlflow_u
     ]
     assert main(argv) == 0
     text = capsys.readouterr().out
-    assert "skipped unseen_zoo" in text
+    assert "skipped unseen_zoo" in text and "experiments: in_dataset, novelty, ensembles, transfer in" in text
     summary = json.loads((out / "summary.json").read_text())
     assert {"in_dataset", "ensembles", "transfer"} <= set(summary) and "unseen_zoo" not in summary
     assert "other zoo" in summary["skipped"]["unseen_zoo"]
@@ -102,7 +102,7 @@ def test_experiments_command_end_to_end(trained_ae, tiny_zoo, tmp_path, mlflow_u
     parent = next(r for r in runs if r.info.run_name == "experiments")
     assert parent.data.tags["skipped.unseen_zoo"].startswith("no other zoo")
     kids = {r.info.run_name for r in runs if r.data.tags.get("mlflow.parentRunId") == parent.info.run_id}
-    assert kids == {"in_dataset", "ensembles", "transfer"}
+    assert kids == {"in_dataset", "novelty", "ensembles", "transfer"}
 
 
 @pytest.mark.parametrize(
