@@ -5,6 +5,7 @@ hyperrep zoo-info runs/quick/zoo                        summarise a store
 hyperrep sample --ae AE --method kde30 --n 50 --out s.parquet     sample embeddings z
 hyperrep evaluate --samples s.parquet --ae AE --out DIR          decode, evaluate and fine-tune them
 hyperrep generate --ae AE --n 10 --out DIR                       write sampled models as safetensors
+hyperrep novelty --ae AE DIR_OR_FILES                            how new models are (nearest train checkpoint)
 hyperrep experiments --ae AE --baseline-ae AE0 --zoo Z --out DIR the paper's experiments (tables, figures)
 hyperrep tune --zoo Z --out DIR                                  Ray Tune sweep of the autoencoder
 
@@ -27,6 +28,7 @@ from hyperrep_ray.cli import (
     evaluate,
     experiments,
     generate,
+    novelty,
     predict,
     sample,
     train_ae,
@@ -49,6 +51,7 @@ COMMAND_MODULES: tuple[ModuleType, ...] = (
     sample,
     evaluate,
     generate,
+    novelty,
     experiments,
     zoo_info,
     tune,

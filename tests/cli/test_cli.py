@@ -17,6 +17,7 @@ COMMANDS = [
     "sample",
     "evaluate",
     "generate",
+    "novelty",
     "experiments",
     "zoo-info",
 ]

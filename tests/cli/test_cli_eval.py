@@ -7,11 +7,16 @@ import numpy as np
 import pandas as pd
 import pyarrow.parquet as pq
 import pytest
+import torch
 
+from hyperrep_ray import store
+from hyperrep_ray.autoencoder.bundle import read_ae_info
 from hyperrep_ray.cli.main import main
 from hyperrep_ray.data.images import load_dataset
 from hyperrep_ray.evaluation.ray_pipeline import decode_plain_loop
 from hyperrep_ray.sampling.generate import sample_embeddings
+from hyperrep_ray.zoo.cnn import vector_to_state_dict
+from hyperrep_ray.zoo.weights_io import save_weights
 
 TOL_DIGITS = 1 / 360 + 1e-9  # one test image of digits
 
@@ -48,13 +53,41 @@ def test_sample_then_evaluate(trained_ae, tmp_path, mlflow_uri, ray_session, cap
 
 
 @pytest.mark.slow
-def test_generate_command(trained_ae, tmp_path, capsys):
-    out = tmp_path / "gen"
-    assert main(["generate", "--ae", trained_ae[0], "--n", "2", "--out", str(out), "--method", "kde30"]) == 0
-    assert "wrote 2 models" in capsys.readouterr().out
+def test_generate_then_novelty_finds_a_copied_checkpoint(trained_ae, tiny_zoo, tmp_path, capsys):
+    ae, out = trained_ae[0], tmp_path / "gen"
+    assert main(["generate", "--ae", ae, "--n", "2", "--out", str(out), "--method", "kde30"]) == 0
+    text = capsys.readouterr().out
+    assert "wrote 2 models" in text and "novelty" in text
     listing = json.loads((out / "generated.json").read_text())
     assert listing["files"] == ["model_000.safetensors", "model_001.safetensors"]
     assert all((out / f).is_file() for f in listing["files"])
+    assert set(listing["novelty"]["models"]) == set(listing["files"])
+    assert listing["novelty"]["summary"]["n"] == 2
+
+    # a train checkpoint the autoencoder saw, copied with its neurons permuted: found as that checkpoint
+    hi = read_ae_info(ae)["config"]["epochs_window"][1]
+    w, meta = store.load_weights(tiny_zoo, epochs=[hi], split="train")
+    copy = save_weights(permute_fc1(w[0].numpy()), tmp_path / "copy.safetensors")
+    csv = tmp_path / "novelty.csv"
+    assert main(["novelty", "--ae", ae, str(out), str(copy), "--out", str(csv)]) == 0
+    text = capsys.readouterr().out
+    assert "reference, test split" in text and "copy.safetensors" in text
+    rows = pd.read_csv(csv)
+    assert len(rows) == 3
+    found = rows.iloc[-1]
+    assert (found["nearest_model_id"], found["nearest_epoch"]) == (meta["model_id"][0], hi)
+    assert found["nearest_l2"] == pytest.approx(0, abs=1e-4)
+    assert found["novelty"] == pytest.approx(0, abs=0.01), "it makes the same mistakes as the original"
+    assert (rows.iloc[:2]["nearest_l2"] > 1e-3).all(), "decoded samples are not copies"
+
+
+def permute_fc1(vec: np.ndarray) -> np.ndarray:
+    """The same function: fc1's 20 units reversed, with fc2's input columns to match."""
+    sd = vector_to_state_dict(vec, 1)
+    order = torch.arange(19, -1, -1)
+    sd["fc1.weight"], sd["fc1.bias"] = sd["fc1.weight"][order], sd["fc1.bias"][order]
+    sd["fc2.weight"] = sd["fc2.weight"][:, order]
+    return torch.cat([v.reshape(-1) for v in sd.values()]).numpy()
 
 
 @pytest.mark.slow
