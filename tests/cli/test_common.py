@@ -56,7 +56,7 @@ def test_method_list():
 
 def test_every_command_has_a_name_a_parser_and_a_run():
     names = [m.NAME for m in COMMAND_MODULES]
-    assert len(set(names)) == len(names) == 10 and all(callable(m.run) for m in COMMAND_MODULES)
+    assert len(set(names)) == len(names) == 11 and all(callable(m.run) for m in COMMAND_MODULES)
     listed = re.findall(r"^    (\S+)", build_parser().format_help(), flags=re.MULTILINE)
     assert listed == names
 
