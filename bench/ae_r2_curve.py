@@ -32,7 +32,7 @@ from hyperrep_ray.autoencoder.loop import (  # noqa: E402
     evaluate_reconstruction,
     run_training_loop,
 )
-from hyperrep_ray.autoencoder.scoring import Score, dataset_scorer  # noqa: E402
+from hyperrep_ray.autoencoder.scoring import Score, zoo_scorer  # noqa: E402
 from hyperrep_ray.autoencoder.session import LocalSession  # noqa: E402
 from hyperrep_ray.config import AEConfig, ae_preset  # noqa: E402
 from hyperrep_ray.weightspace.tokens import token_layout, tokens_to_vectors, vectors_to_tokens  # noqa: E402
@@ -102,7 +102,7 @@ def main(argv: list[str] | None = None) -> int:
         data = _fewer_train_models(data, args.train_models, cfg)
     score = None
     if args.accuracy:
-        score = dataset_scorer(data.dataset, data.activation)
+        score = zoo_scorer(args.zoo, data.activation)
         acc_w = data.weights["test"][: args.accuracy]
         print(
             f"{len(acc_w)} test models: original accuracy {score(acc_w).mean():.4f}, "

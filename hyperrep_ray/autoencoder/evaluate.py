@@ -21,7 +21,7 @@ from hyperrep_ray.autoencoder.bundle import HyperRepresentation
 from hyperrep_ray.autoencoder.data import AEData
 from hyperrep_ray.autoencoder.losses import reconstruction_r2, reconstruction_r2_per_layer, saturated_fraction
 from hyperrep_ray.autoencoder.probes import Probe, fit_probes, probe_targets, weight_statistics
-from hyperrep_ray.autoencoder.scoring import Score, dataset_scorer
+from hyperrep_ray.autoencoder.scoring import Score, zoo_scorer
 from hyperrep_ray.autoencoder.smoothness import (
     interpolation_accuracy,
     noise_accuracy,
@@ -110,8 +110,10 @@ def evaluate_autoencoder(
     data_root: str | None = None,
     n_pairs: int = 20,
     seed: int = 0,
+    score: Score | None = None,
 ) -> AEEvaluation:
-    """Measure ``bundle`` on the zoo's splits; figures are written to ``out_dir``."""
+    """Measure ``bundle`` on the zoo's splits; figures are written to ``out_dir``. Accuracies come
+    from ``score`` (default: the zoo's own test images, :func:`~.scoring.zoo_scorer`)."""
     out_dir = Path(out_dir)
     metrics: dict[str, Any] = {
         "zoo": str(zoo),
@@ -121,7 +123,7 @@ def evaluate_autoencoder(
     }
     z = {s: bundle.encode(w, aligned=True) for s, w in data.weights.items()}
     metrics.update(reconstruction_metrics(bundle, data, z))
-    score = dataset_scorer(data.dataset, data.activation, data_root)
+    score = score or zoo_scorer(zoo, data.activation, data_root)
     orig_acc = score(data.weights["test"])
     rec_acc = score(bundle.decode(z["test"]))
     metrics["original_test_accuracy_mean"] = float(orig_acc.mean())

@@ -12,7 +12,9 @@ from collections.abc import Callable
 import numpy as np
 import torch
 
+from hyperrep_ray import store
 from hyperrep_ray.data.images import load_dataset
+from hyperrep_ray.data.zoo_images import images_for_zoo
 from hyperrep_ray.zoo.population import evaluate_weight_vectors
 
 Score = Callable[[np.ndarray], np.ndarray]
@@ -46,3 +48,10 @@ def dataset_scorer(dataset: str, activation: str, data_root: str | None = None, 
     images = load_dataset(dataset, data_root)
     x, y = (images.test_x, images.test_y) if split == "test" else (images.train_x, images.train_y)
     return accuracy_scorer(x, y, activation)
+
+
+def zoo_scorer(zoo: str, activation: str, data_root: str | None = None) -> Score:
+    """:func:`accuracy_scorer` on the held-out test images a stored zoo was tested on (rebuilt from
+    its zoo.json record, so a zoo made with another split or recipe is scored on its own images)."""
+    images = images_for_zoo(store.read_zoo_meta(zoo), data_root)
+    return accuracy_scorer(images.test_x, images.test_y, activation)

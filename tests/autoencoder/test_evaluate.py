@@ -11,7 +11,7 @@ from hyperrep_ray.autoencoder.evaluate import evaluate_autoencoder
 from hyperrep_ray.autoencoder.losses import reconstruction_r2
 from hyperrep_ray.autoencoder.model import HyperAutoencoder
 from hyperrep_ray.autoencoder.probes import TARGETS, metric_key, probe_key
-from hyperrep_ray.autoencoder.scoring import dataset_scorer
+from hyperrep_ray.autoencoder.scoring import dataset_scorer, zoo_scorer
 from hyperrep_ray.config import ae_preset
 from hyperrep_ray.data.images import evaluate_accuracy, load_dataset
 from hyperrep_ray.evaluation.ray_pipeline import scratch_weights
@@ -49,7 +49,9 @@ def synthetic():
 
 def test_metrics_agree_with_direct_computations(synthetic, tmp_path):
     bundle, data = synthetic
-    ev = evaluate_autoencoder(bundle, data, "zoo", tmp_path, n_pairs=3)
+    ev = evaluate_autoencoder(
+        bundle, data, "zoo", tmp_path, n_pairs=3, score=dataset_scorer("digits", "tanh")
+    )
     m = ev.metrics
     assert (m["n_train"], m["n_val"], m["n_test"]) == (12, 4, 6)
     w = data.weights["test"]
@@ -69,6 +71,12 @@ def test_metrics_agree_with_direct_computations(synthetic, tmp_path):
     names = sorted(f.name for f in ev.figures)
     assert names == ["interpolation_accuracy.png", "noise_accuracy.png", "reconstruction_accuracy.png"]
     assert all(f.stat().st_size > 1000 for f in ev.figures)
+
+
+def test_zoo_scorer_uses_the_zoo_s_recorded_images(tiny_zoo):
+    """The tiny zoo records digits with the default split: the same test images as load_dataset."""
+    w = scratch_weights(3, 1, "uniform_symmetric", seed=4)[0]
+    np.testing.assert_array_equal(zoo_scorer(tiny_zoo, "tanh")(w), dataset_scorer("digits", "tanh")(w))
 
 
 def test_dataset_scorer_equals_scoring_models_one_by_one(synthetic):
