@@ -403,6 +403,8 @@ class ExperimentsConfig(StrictModel):
             raise ValueError(f"unknown sampling method(s) {unknown}; valid: {', '.join(SAMPLERS)}")
         if not self.finetune_epochs or min(self.finetune_epochs) < 0:
             raise ValueError(f"finetune_epochs must be non-negative epochs, got {self.finetune_epochs}")
+        if not self.ensemble_sizes or min(self.ensemble_sizes) < 1:
+            raise ValueError(f"ensemble_sizes must be sizes >= 1, got {self.ensemble_sizes}")
         return self
 
 

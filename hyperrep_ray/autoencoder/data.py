@@ -91,11 +91,6 @@ class AEData:
             in_channels=self.in_channels,
         )
 
-    def worker_payload(self) -> dict[str, Any]:
-        """:meth:`training_payload` as a plain dict, for callers that still ship dicts (the loop
-        accepts both)."""
-        return self.training_payload().as_dict()
-
 
 def align_weights(w: np.ndarray, reference: np.ndarray | None, in_channels: int) -> np.ndarray:
     """``w`` in the reference's canonical neuron order (unchanged without a reference)."""

@@ -24,6 +24,7 @@ from typing import Any
 
 import numpy as np
 
+from hyperrep_ray.autoencoder.artifacts import load_anchors as read_anchors
 from hyperrep_ray.io import write_json
 from hyperrep_ray.sampling.novelty_setup import novelty_setup
 from hyperrep_ray.sampling.samplers import DEFAULT_BANDWIDTH, SAMPLERS, sample
@@ -33,14 +34,8 @@ __all__ = ["load_anchors", "sample_embeddings", "novelty_listing", "generate"]
 
 def load_anchors(ae_dir: str | Path) -> tuple[np.ndarray, np.ndarray]:
     """(z (M, d_z), test accuracy (M,)) of the train-split anchors kept with the autoencoder."""
-    path = Path(ae_dir) / "anchors.npz"
-    if not path.is_file():
-        raise FileNotFoundError(
-            f"{path} is missing: samplers draw around the train-split embeddings that "
-            f"`hyperrep train-ae` writes next to the model; retrain or re-export the autoencoder"
-        )
-    with np.load(path) as npz:
-        return np.asarray(npz["z"], np.float32), np.asarray(npz["test_acc"], np.float64)
+    anchors = read_anchors(ae_dir)
+    return anchors.z, anchors.test_acc
 
 
 def sample_embeddings(

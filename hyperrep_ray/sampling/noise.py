@@ -16,6 +16,7 @@ from pathlib import Path
 import numpy as np
 
 from hyperrep_ray import store
+from hyperrep_ray.autoencoder.artifacts import load_anchors as read_anchors
 from hyperrep_ray.autoencoder.bundle import HyperRepresentation, read_ae_info
 from hyperrep_ray.sampling.checks import check_n
 from hyperrep_ray.sampling.generate import load_anchors
@@ -69,8 +70,8 @@ def original_top_weights(
         raise FileNotFoundError(
             f"{ae_dir}/ae.json records no zoo; pass the zoo the autoencoder was trained on"
         )
-    with np.load(Path(ae_dir) / "anchors.npz") as npz:
-        ids, epochs, acc = npz["model_id"], npz["epoch"], np.asarray(npz["test_acc"], np.float64)
+    anchors = read_anchors(ae_dir)
+    ids, epochs, acc = anchors.model_id, anchors.epoch, anchors.test_acc
     top = top_fraction_indices(acc, fraction)
     w, meta = store.load_weights(zoo, epochs=sorted({int(e) for e in epochs[top]}), split="train")
     row = {(int(m), int(e)): i for i, (m, e) in enumerate(zip(meta["model_id"], meta["epoch"], strict=True))}

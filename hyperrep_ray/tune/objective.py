@@ -31,12 +31,12 @@ import numpy as np
 
 from hyperrep_ray.autoencoder.data import TrainingPayload
 from hyperrep_ray.autoencoder.loop import LoopConfig, run_training_loop, train_loop_per_worker
+from hyperrep_ray.autoencoder.scoring import weights_accuracy
 from hyperrep_ray.autoencoder.session import TrainSession
 from hyperrep_ray.config import AEConfig
 from hyperrep_ray.sampling.samplers import sample
 from hyperrep_ray.tune.space import trial_ae_config
 from hyperrep_ray.weightspace.tokens import token_layout, tokens_to_vectors, vectors_to_tokens
-from hyperrep_ray.zoo.population import evaluate_weight_vectors
 
 OBJECTIVE = "sampled_accuracy_val"
 R2_METRIC = "reconstruction_r2_val"
@@ -133,9 +133,7 @@ class SampledAccuracyHook:
         layout = token_layout(self.in_channels)
         zs = sample("kde30", z, self.anchor_accuracy, self.n_samples, self.seed + index, bandwidth=h)
         decoded = tokens_to_vectors(model.decode(torch.from_numpy(zs).to(device)).float(), layout)
-        acc, _ = evaluate_weight_vectors(
-            decoded.cpu(), self.val_x, self.val_y, self.activation, device=device
-        )
+        acc = weights_accuracy(decoded.cpu(), self.val_x, self.val_y, self.activation, device=device)
         return float(np.mean(acc))
 
 

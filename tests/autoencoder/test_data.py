@@ -58,7 +58,7 @@ def test_payload_carries_what_the_loop_needs(tiny_zoo, cfg):
     p = data.training_payload()
     np.testing.assert_array_equal(p.train, data.weights["train"])
     np.testing.assert_array_equal(p.token_scale, data.token_scale)
-    assert TrainingPayload.from_mapping(data.worker_payload()).in_channels == 1
+    assert TrainingPayload.from_mapping(data.training_payload().as_dict()).in_channels == 1
     ro = TrainingPayload(**{**p.as_dict(), "train": np.asarray(p.train).copy()})
     ro.train.setflags(write=False)
     assert ro.writable().train.flags.writeable, "arrays from the object store are read-only"
