@@ -79,7 +79,7 @@ def regime_config(name: str, models: int, epochs: int, data_root: str) -> Any:
     )
 
 
-def train_in_process(cfg: Any, out: str) -> dict[str, float]:
+def train_in_process(cfg: Any, out: str) -> dict[str, Any]:
     """Train the zoo's missing shards here, one after another (no Ray: one core, one process).
 
     Returns the training wall and CPU seconds, kept in ``<out>.timing.json`` so that a rerun that only
@@ -108,16 +108,21 @@ def train_in_process(cfg: Any, out: str) -> dict[str, float]:
         log(f"{cfg.name}: shard {index + 1} done in {secs:.0f} s; diverged: {diverged}")
     if todo:
         timing["wall_s"] += time.perf_counter() - t0
-        timing["cpu_s"] += time.process_time() - c0
+        timing["cpu_s"] = (timing.get("cpu_s") or 0.0) + time.process_time() - c0
         timing_file.write_text(json.dumps(timing))
     return timing
 
 
-def level_off_epoch(summary: dict[str, Any], tolerance: float = 0.01) -> int:
-    """First epoch whose median test accuracy is within ``tolerance`` of the last epoch's."""
-    per = {int(e): s for e, s in summary["test_acc"].items()}
-    final = per[max(per)]["median"]
-    return min(e for e, s in per.items() if s["median"] >= final - tolerance)
+def level_off(summary: dict[str, Any], tolerance: float = 0.01) -> str:
+    """Whether the median test accuracy still climbs: its gain over the last five epochs, and the first
+    epoch within ``tolerance`` of the last epoch's median when that gain is below ``tolerance``."""
+    per = {int(e): s["median"] for e, s in summary["test_acc"].items()}
+    last = max(per)
+    gain = per[last] - per[max(0, last - WINDOW)]
+    if gain >= tolerance:
+        return f"has not levelled off (median +{gain:.3f} over the last {WINDOW} epochs)"
+    first = min(e for e, m in per.items() if m >= per[last] - tolerance)
+    return f"levels off at epoch {first} (median +{gain:.3f} over the last {WINDOW} epochs)"
 
 
 def pca_bounds(zoo: str, window: tuple[int, int], ks: list[int]) -> list[dict[str, Any]]:
@@ -156,6 +161,10 @@ def pca_bounds(zoo: str, window: tuple[int, int], ks: list[int]) -> list[dict[st
     return rows
 
 
+def _cpu(timing: dict[str, Any]) -> str:
+    return "CPU time not recorded" if timing.get("cpu_s") is None else f"{timing['cpu_s']:.0f} s CPU"
+
+
 def steps_per_epoch(cfg: Any, n_train: int) -> int:
     return math.ceil(n_train / cfg.batch_size)
 
@@ -191,7 +200,7 @@ def trend(zoo: str, last: int, k: int) -> list[str]:
 
 
 def regime_section(
-    name: str, cfg: Any, out: str, timing: dict[str, float], ks: list[int]
+    name: str, cfg: Any, out: str, timing: dict[str, Any], ks: list[int]
 ) -> tuple[list[str], dict[str, Any]]:
     from hyperrep_ray.config import INIT_RULES
     from hyperrep_ray.store import read_zoo_meta
@@ -209,9 +218,9 @@ def regime_section(
         f"### regime `{name}`: init `{cfg.init}` ({INIT_RULES[cfg.init]}), batch {cfg.batch_size}",
         "",
         f"zoo `{out}`; {n_train} training images, {spe} optimiser steps per epoch, "
-        f"{spe * last:,} steps by epoch {last}; accuracy levels off (median within 0.01 of the last "
-        f"epoch's) at epoch {level_off_epoch(summary)}; training took {timing['wall_s']:.0f} s wall, "
-        f"{timing['cpu_s']:.0f} s CPU (one thread).",
+        f"{spe * last:,} steps by epoch {last}; accuracy {level_off(summary)}; "
+        f"training took {timing['wall_s']:.0f} s wall, "
+        f"{_cpu(timing)} (one thread).",
         "",
         zoo_summary_markdown(summary),
         "",
