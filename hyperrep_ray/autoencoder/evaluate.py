@@ -19,7 +19,12 @@ import numpy as np
 
 from hyperrep_ray.autoencoder.bundle import HyperRepresentation
 from hyperrep_ray.autoencoder.data import AEData
-from hyperrep_ray.autoencoder.losses import reconstruction_r2, reconstruction_r2_per_layer, saturated_fraction
+from hyperrep_ray.autoencoder.losses import (
+    reconstruction_r2,
+    reconstruction_r2_paper,
+    reconstruction_r2_per_layer,
+    saturated_fraction,
+)
 from hyperrep_ray.autoencoder.probes import Probe, fit_probes, probe_targets, weight_statistics
 from hyperrep_ray.autoencoder.scoring import Score, zoo_scorer
 from hyperrep_ray.autoencoder.smoothness import (
@@ -55,6 +60,10 @@ def reconstruction_metrics(
             continue
         recon = bundle.decode(z[split])
         metrics[f"reconstruction_r2_{split}"] = reconstruction_r2(recon, w, data.mean_params)
+        # the 2022 code's R^2 (per-layer std scaling, train-mean baseline), to read ours against the paper's
+        metrics[f"reconstruction_r2_paper_{split}"] = float(
+            reconstruction_r2_paper(recon, w, data.weights["train"], layout.layer_of_param)
+        )
         per_layer = reconstruction_r2_per_layer(recon, w, data.mean_params, layout.layer_of_param)
         for name, v in zip(layout.names, per_layer, strict=True):
             metrics[f"reconstruction_r2_{split}_{name}"] = float(v)

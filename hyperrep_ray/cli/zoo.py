@@ -7,6 +7,7 @@ from typing import Any
 
 from hyperrep_ray.cli.common import add_tracking, overrides
 from hyperrep_ray.config import PRESETS, ZooConfig, load_json_config, zoo_preset
+from hyperrep_ray.zoo.cnn import INITS
 from hyperrep_ray.zoo.figures import zoo_summary_markdown
 from hyperrep_ray.zoo.stage import run_zoo_stage
 
@@ -54,9 +55,7 @@ def add_parser(sub: Any) -> argparse.ArgumentParser:
     p.add_argument("--lr", type=float)
     p.add_argument("--weight-decay", type=float)
     p.add_argument("--activation", choices=["tanh", "gelu", "relu", "sigmoid"])
-    p.add_argument(
-        "--init", choices=["uniform", "normal", "kaiming_uniform", "kaiming_normal", "xavier", "default"]
-    )
+    p.add_argument("--init", choices=list(INITS), help="uniform: U(0,1), biases 0.01 (authors)")
     p.add_argument("--batch-size", type=int)
     p.add_argument("--population-size", type=int, help="models trained together as one batched module")
     p.add_argument("--models-per-shard", type=int, help="models per Ray Task and per Parquet file")
