@@ -51,8 +51,9 @@ def frontier_markdown(sections: Mapping[str, Any]) -> list[str]:
         for p, c in zip(points, comparisons, strict=True):
             knob = "–" if p["knob"] is None else f"{p['knob']} = {p['value']:g}"
             base = fmt(c["baseline_accuracy"]) if c else "(baseline)"
-            margin = ("**+" if (c and c["above"]) else "") + (fmt(c["margin"]) if c else "–")
-            margin += "**" if (c and c["above"]) else ""
+            margin = fmt(c["margin"]) if c else "–"
+            if c and c["above"]:
+                margin = f"**+{margin}**"
             lines.append(
                 f"| {name} | {knob} | {fmt(p['accuracy'])} | {fmt(p['novelty'])} | {fmt(p['nearest_l2'])} | "
                 f"{base} | {margin} |"

@@ -19,7 +19,6 @@ from hyperrep_ray import store
 from hyperrep_ray.autoencoder.artifacts import load_anchors as read_anchors
 from hyperrep_ray.autoencoder.bundle import HyperRepresentation, read_ae_info
 from hyperrep_ray.sampling.checks import check_n
-from hyperrep_ray.sampling.generate import load_anchors
 from hyperrep_ray.sampling.samplers import TOP_FRACTION, top_fraction_indices
 
 __all__ = [
@@ -56,8 +55,9 @@ def noise_baseline(weights: np.ndarray, n: int, sigma: float, seed: int = 0) -> 
 def decoded_top_anchors(ae_dir: str | Path, fraction: float = TOP_FRACTION) -> np.ndarray:
     """The autoencoder's reconstructions (K, N) of the top-``fraction`` train checkpoints: the
     decoded anchors ``anchors.npz`` keeps, best first (what B_NOISE adds noise to)."""
-    z, acc = load_anchors(ae_dir)
-    return HyperRepresentation.load(ae_dir).decode(z[top_fraction_indices(acc, fraction)])
+    anchors = read_anchors(ae_dir)
+    top = top_fraction_indices(anchors.test_acc, fraction)
+    return HyperRepresentation.load(ae_dir).decode(anchors.z[top])
 
 
 def original_top_weights(
