@@ -14,6 +14,7 @@ import numpy as np
 
 from hyperrep_ray import store
 from hyperrep_ray.data.images import DatasetNotFoundError, ImageData, load_dataset, load_digits_images
+from hyperrep_ray.data.zoo_images import images_for_zoo
 from hyperrep_ray.evaluation.finetune import FinetuneHyper, check_hyper, hyper_for_dataset
 
 #: Source -> target data set of the transfer experiment (paper Table 2 and Appendix F: both directions).
@@ -71,16 +72,9 @@ def target_hyper(data: ImageData) -> tuple[FinetuneHyper, str]:
 
 
 def zoo_data(zoo: str, data_root: str | None = None) -> ImageData:
-    """The image data set a zoo was trained on, with the split recorded in its zoo.json."""
-    meta = store.read_zoo_meta(zoo)
-    if meta["dataset"] == "digits":
-        split = meta.get("preprocessing", {}).get("split", {})
-        return load_dataset(
-            "digits",
-            split_seed=int(split.get("seed", 0)),
-            test_fraction=float(split.get("test_fraction", 0.2)),
-        )
-    return load_dataset(meta["dataset"], data_root)
+    """The image data set a zoo was trained on, rebuilt from its zoo.json record (split, recipe) and
+    checked against it."""
+    return images_for_zoo(store.read_zoo_meta(zoo), data_root)
 
 
 def default_transfer_target(data: ImageData, data_root: str | None) -> tuple[ImageData | None, str | None]:
@@ -93,6 +87,6 @@ def default_transfer_target(data: ImageData, data_root: str | None) -> tuple[Ima
     if target is None:
         return None, f"no transfer target is defined for {data.name}"
     try:
-        return load_dataset(target, data_root), None
+        return load_dataset(target, data_root, recipe=str(data.preprocessing.get("recipe", "ours"))), None
     except DatasetNotFoundError as e:
         return None, f"target {target} not available: {e}"

@@ -18,3 +18,22 @@ def test_digits_transfer_target_is_mirrored_rotated_digits():
     assert not np.allclose(tgt.test_x, src.test_x, atol=0.1)
     hyper, init = target_hyper(tgt)
     assert hyper["lr"] == hyper_for_dataset("digits")["lr"] and init == hyper_for_dataset("digits")["init"]
+
+
+def test_zoo_data_rebuilds_the_recorded_split_and_refuses_other_images(tmp_path):
+    import json
+
+    import pytest
+
+    from hyperrep_ray.experiments.data import zoo_data
+
+    made = load_dataset("digits", split_seed=3, test_fraction=0.25)
+    meta = {"format_version": 1, "dataset": "digits", "preprocessing": made.preprocessing}
+    (tmp_path / "zoo.json").write_text(json.dumps(meta))
+    got = zoo_data(str(tmp_path))
+    assert (got.test_y == made.test_y).all() and np.array_equal(got.test_x, made.test_x)
+    assert len(got.test_y) != len(load_dataset("digits").test_y)  # not the default split
+    meta["preprocessing"] = {**made.preprocessing, "num_train": 10}
+    (tmp_path / "zoo.json").write_text(json.dumps(meta))
+    with pytest.raises(ValueError, match="not the ones this zoo was trained on"):
+        zoo_data(str(tmp_path))
