@@ -39,6 +39,7 @@ from hyperrep_ray.cli import (
 from hyperrep_ray.cli.common import CommandError
 from hyperrep_ray.config import ConfigError
 from hyperrep_ray.data.images import DatasetNotFoundError
+from hyperrep_ray.data.readers import DatasetFormatError
 from hyperrep_ray.sampling.samples_io import SamplesFormatError
 from hyperrep_ray.store import StoreError
 
@@ -63,6 +64,7 @@ USER_ERRORS = (
     ConfigError,
     StoreError,
     DatasetNotFoundError,
+    DatasetFormatError,
     FileNotFoundError,
     SamplesFormatError,
     ValidationError,

@@ -10,7 +10,9 @@ official md5s is recorded in ``source["official_md5_match"]``. MNIST is read thr
 
 Each reader returns :class:`RawImages`: uint8 ``(N, C, H, W)`` images and int64 labels in 0..9.
 
-Security note: the CIFAR-10 format is Python pickle; only point ``data_root`` at trusted files.
+The CIFAR-10 batches are Python pickles. They are read by :class:`CifarUnpickler`, which builds only
+what the official batches contain (dicts, lists, strings, numbers and numpy arrays) and refuses any
+other object a file asks for, so a planted file cannot run code when it is read.
 """
 
 from __future__ import annotations
@@ -19,7 +21,7 @@ import hashlib
 import pickle
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 import numpy as np
 
@@ -47,6 +49,61 @@ LAYOUT: dict[str, tuple[str, tuple[str, ...]]] = {
 
 class DatasetNotFoundError(FileNotFoundError):
     """A data set's files are not where they were looked for (and no download was asked for)."""
+
+
+class DatasetFormatError(ValueError):
+    """A data set's file is there but is not in the format its layout promises."""
+
+
+#: numpy's array reconstruction function, whatever module this numpy keeps it in.
+ARRAY_RECONSTRUCT = np.zeros(0).__reduce__()[0]
+#: The globals an official CIFAR-10 python batch refers to: numpy's array reconstruction (under its
+#: numpy 1 and numpy 2 module names). Dicts, lists, strings and numbers need no global.
+CIFAR_GLOBALS: dict[tuple[str, str], Any] = {
+    ("numpy.core.multiarray", "_reconstruct"): ARRAY_RECONSTRUCT,
+    ("numpy._core.multiarray", "_reconstruct"): ARRAY_RECONSTRUCT,
+    ("numpy", "ndarray"): np.ndarray,
+    ("numpy", "dtype"): np.dtype,
+}
+
+
+class CifarUnpickler(pickle.Unpickler):
+    """Unpickles CIFAR-10 batches only: any global outside :data:`CIFAR_GLOBALS` (a function to call,
+    a class to build) is refused before it is imported, so reading a planted file runs nothing."""
+
+    def __init__(self, file: IO[bytes], path: Path) -> None:
+        super().__init__(file, encoding="latin1")
+        self.path = path
+
+    def find_class(self, module: str, name: str) -> Any:
+        if (module, name) not in CIFAR_GLOBALS:
+            raise DatasetFormatError(
+                f"{self.path} is not a CIFAR-10 batch: it asks to load {module}.{name}, which the official "
+                f"batches never do (refused; nothing was run). Re-download the data set (--download into "
+                f"an empty --data-root) or remove the file"
+            )
+        return CIFAR_GLOBALS[(module, name)]
+
+
+def read_cifar_batch(path: Path) -> tuple[np.ndarray, list[int]]:
+    """Images (N, 3, 32, 32) uint8 and labels of one CIFAR-10 python batch, read by
+    :class:`CifarUnpickler`; a file of any other shape is a :class:`DatasetFormatError`."""
+    try:
+        with open(path, "rb") as f:
+            entry = CifarUnpickler(f, path).load()
+    except DatasetFormatError:
+        raise
+    except Exception as e:  # truncated or garbled bytes fail in many ways; all mean "not a batch"
+        raise DatasetFormatError(
+            f"{path} is not a CIFAR-10 batch ({type(e).__name__}: {e}); re-download the data set"
+        ) from None
+    data = entry.get("data", entry.get(b"data")) if isinstance(entry, dict) else None
+    labels = entry.get("labels", entry.get(b"labels")) if isinstance(entry, dict) else None
+    if not isinstance(data, np.ndarray) or data.ndim != 2 or data.shape[1] != 3 * 32 * 32:
+        raise DatasetFormatError(f"{path} is not a CIFAR-10 batch: no (N, 3072) 'data' array")
+    if not isinstance(labels, list) or len(labels) != len(data) or not all(type(y) is int for y in labels):
+        raise DatasetFormatError(f"{path} is not a CIFAR-10 batch: 'labels' is not {len(data)} integers")
+    return np.asarray(data, dtype=np.uint8).reshape(-1, 3, 32, 32), labels
 
 
 @dataclass
@@ -119,7 +176,10 @@ def read_raw(name: str, root: Path) -> RawImages:
     (tr_x, tr_y), (te_x, te_y), source = readers[name](root)
     for labels, part in ((tr_y, "train"), (te_y, "test")):
         if labels.size and (labels.min() < 0 or labels.max() >= NUM_CLASSES):
-            raise ValueError(f"{name} {part} labels outside 0..9 after mapping; are the files corrupt?")
+            raise DatasetFormatError(
+                f"{name} {part} labels outside 0..9 after mapping; are the files under {root} corrupt? "
+                f"Re-download them"
+            )
     return RawImages(tr_x, tr_y, te_x, te_y, source)
 
 
@@ -178,11 +238,9 @@ def _read_cifar10(root: Path) -> tuple[Any, Any, dict[str, Any]]:
     for file_list in (CIFAR10.train_list, CIFAR10.test_list):
         images, labels = [], []
         for filename, md5 in file_list:
-            with open(directory / filename, "rb") as f:
-                entry = pickle.load(f, encoding="latin1")
-            data = entry["data"] if "data" in entry else entry[b"data"]
-            images.append(np.asarray(data, dtype=np.uint8).reshape(-1, 3, 32, 32))
-            labels.extend(entry["labels"] if "labels" in entry else entry[b"labels"])
+            batch_images, batch_labels = read_cifar_batch(directory / filename)
+            images.append(batch_images)
+            labels.extend(batch_labels)
             official = official and _md5_matches(directory / filename, md5)
         parts.append((np.concatenate(images), np.asarray(labels, dtype=np.int64)))
     source = {
@@ -204,11 +262,15 @@ def _read_stl10(root: Path) -> tuple[Any, Any, dict[str, Any]]:
     for split in ("train", "test"):
         raw = np.fromfile(directory / f"{split}_X.bin", dtype=np.uint8)
         if raw.size % (3 * 96 * 96):
-            raise ValueError(f"{directory / f'{split}_X.bin'} is not a whole number of 3x96x96 images")
+            raise DatasetFormatError(
+                f"{directory / f'{split}_X.bin'} is not a whole number of 3x96x96 images; re-download it"
+            )
         images = raw.reshape(-1, 3, 96, 96).transpose(0, 1, 3, 2)  # column-major -> (N, C, H, W)
         labels = np.fromfile(directory / f"{split}_y.bin", dtype=np.uint8).astype(np.int64) - 1
         if len(labels) != len(images):
-            raise ValueError(f"STL-10 {split}: {len(images)} images but {len(labels)} labels")
+            raise DatasetFormatError(
+                f"STL-10 {split}: {len(images)} images but {len(labels)} labels in {directory}; re-download"
+            )
         parts.append((images, labels))
         for filename in (f"{split}_X.bin", f"{split}_y.bin"):
             official = official and _md5_matches(directory / filename, md5s[filename])

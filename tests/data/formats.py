@@ -3,6 +3,7 @@ binaries), with the pixels and labels they hold, for the data tests."""
 
 from __future__ import annotations
 
+import io
 import pickle
 import struct
 from pathlib import Path
@@ -48,8 +49,39 @@ def write_svhn(root: Path) -> tuple[tuple, tuple]:
     return (train, test), ([0, 1, 2, 3, 4, 5], [6, 7, 0, 9])
 
 
+class Py2Pickler(pickle._Pickler):
+    """Writes what Python 2's cPickle wrote for the official CIFAR-10 batches (protocol 2): bytes as
+    py2 ``str`` opcodes (SHORT_BINSTRING/BINSTRING, not Python 3's ``_codecs.encode`` call) and numpy's
+    array reconstruction under its numpy-1 name ``numpy.core.multiarray._reconstruct``."""
+
+    dispatch = dict(pickle._Pickler.dispatch)
+
+    def save_py2_str(self, obj: bytes) -> None:
+        if len(obj) < 256:
+            self.write(pickle.SHORT_BINSTRING + bytes([len(obj)]) + obj)
+        else:
+            self.write(pickle.BINSTRING + struct.pack("<i", len(obj)) + obj)
+        self.memoize(obj)
+
+    dispatch[bytes] = save_py2_str
+
+    def save_global(self, obj, name=None):
+        if obj is np.zeros(0).__reduce__()[0]:
+            self.write(pickle.GLOBAL + b"numpy.core.multiarray\n_reconstruct\n")
+            self.memoize(obj)
+            return
+        super().save_global(obj, name)
+
+
+def py2_pickle(obj) -> bytes:
+    buffer = io.BytesIO()
+    Py2Pickler(buffer, protocol=2).dump(obj)
+    return buffer.getvalue()
+
+
 def write_cifar10(root: Path) -> tuple[tuple, tuple]:
-    """cifar-10-batches-py: pickled dicts, data (N, 3072) uint8 = R, G, B planes each row-major."""
+    """cifar-10-batches-py: pickled dicts, data (N, 3072) uint8 = R, G, B planes each row-major, written
+    as Python 2 wrote the official ones (keys and strings load as str with encoding="latin1")."""
     d = root / "cifar-10-batches-py"
     d.mkdir(parents=True)
     train, test = known_images(5, N_TRAIN, 3, 32), known_images(6, N_TEST, 3, 32)
@@ -63,14 +95,13 @@ def write_cifar10(root: Path) -> tuple[tuple, tuple]:
             b"data": train[start : start + size].reshape(size, 3072),
             b"filenames": [f"img{j}.png".encode() for j in range(size)],
         }
-        with open(d / f"data_batch_{i}", "wb") as f:
-            pickle.dump(batch, f, protocol=2)
+        (d / f"data_batch_{i}").write_bytes(py2_pickle(batch))
         start += size
-    # The originals are Python 2 pickles whose keys load as str with encoding="latin1"; cover that too.
+    # A batch written by Python 3 (bytes keys, protocol 4: no call besides the array's) loads too.
     with open(d / "test_batch", "wb") as f:
-        pickle.dump({"labels": test_y, "data": test.reshape(N_TEST, 3072)}, f, protocol=2)
-    with open(d / "batches.meta", "wb") as f:
-        pickle.dump({b"label_names": [b"airplane"] * 10, b"num_cases_per_batch": 10000}, f, protocol=2)
+        pickle.dump({b"labels": test_y, b"data": test.reshape(N_TEST, 3072)}, f, protocol=4)
+    meta = {b"label_names": [b"airplane"] * 10, b"num_cases_per_batch": 10000}
+    (d / "batches.meta").write_bytes(py2_pickle(meta))
     return (train, test), (train_y, test_y)
 
 
