@@ -1,6 +1,10 @@
 """The whole method as one job: zoo -> autoencoder (+ its --no-lwln baseline) -> sampling and
 evaluation -> report. Orchestration only: every stage is a public function of its module.
 
+A run holds one lock on its local out dir (:mod:`hyperrep_ray.run_lock`; a remote --out is not
+locked): a second pipeline, or a stage command, on the same tree stops at once; the stages are
+called as functions, inside that one lock. A killed run's lock is taken over by the rerun.
+
 Each stage writes its outputs and, last, a ``stage.json`` with the fingerprint of its inputs.
 A rerun skips a stage whose ``stage.json`` matches (its outputs are complete by construction),
 resumes one that has no ``stage.json`` yet (Ray Train / shard resume), and moves a stage whose
@@ -33,8 +37,10 @@ from hyperrep_ray.config import (
     zoo_preset,
 )
 from hyperrep_ray.experiments.runner import run_experiments
-from hyperrep_ray.io import write_text
+from hyperrep_ray.io import write_json, write_text
 from hyperrep_ray.report.tables import pipeline_markdown
+from hyperrep_ray.run_lock import local_output_lock
+from hyperrep_ray.runtime import ensure_ray
 from hyperrep_ray.tune.config import SweepConfig
 from hyperrep_ray.tune.space import TUNED_FIELDS
 from hyperrep_ray.tune.sweep import run_sweep
@@ -114,10 +120,39 @@ def run_pipeline(
     log: Callable[[str], None] = print,
     experiments_override: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
-    """Run (or finish) every stage; returns the summary also written to ``out/report/summary.json``."""
+    """Run (or finish) every stage; returns the summary also written to ``out/report/summary.json``.
+    A second run on the same out dir raises :class:`~hyperrep_ray.run_lock.OutputInUseError`."""
     remote = str(out) if remote_out.is_remote(str(out)) else None
     root = remote_out.staging_dir(remote) if remote else Path(out)
+    with local_output_lock(out, f"full_pipeline --preset {preset} --out {out}"):  # a URI: not locked
+        return _run_held(
+            root,
+            remote,
+            preset,
+            tracking_uri=tracking_uri,
+            data_root=data_root,
+            ae_override=ae_override,
+            tuning=(preset, tune_samples) if tune else None,
+            log=log,
+            experiments_override=experiments_override,
+        )
+
+
+def _run_held(
+    root: Path,
+    remote: str | None,
+    preset: str,
+    *,
+    tracking_uri: str | None,
+    data_root: str | None,
+    ae_override: dict[str, Any] | None,
+    tuning: tuple[str, int] | None,
+    log: Callable[[str], None],
+    experiments_override: dict[str, Any] | None,
+) -> dict[str, Any]:
+    """:func:`run_pipeline` in ``root`` (the out dir, or a remote --out's staging dir), which it holds."""
     root.mkdir(parents=True, exist_ok=True)
+    ensure_ray()  # after the lock: a second run on this out dir stops before starting Ray
     if remote:
         log(f"[pipeline] {remote}: staged in {root} ({remote_out.pull(remote, root)} files pulled)")
     ctx = StageContext(root, remote, tracking_uri, data_root, log)
@@ -136,7 +171,6 @@ def run_pipeline(
                 ae_cfg = ae_cfg.model_copy(update=ae_override)
                 base_cfg = base_cfg.model_copy(update=ae_override)
             base = root if len(configs) == 1 else root / zoo_cfg.dataset
-            tuning = (preset, tune_samples) if tune else None
             entry = zoo_stages(
                 ctx, base, zoo_cfg, ae_cfg, base_cfg, exp_cfg, tuning, summary["stage_seconds"]
             )
@@ -296,5 +330,5 @@ def write_report(summary: dict[str, Any], report_dir: Path) -> None:
             shutil.copyfile(exp_dir / "report.md", report_dir / f"experiments_{name}.md")
             for png in sorted(exp_dir.glob("*/*.png")):
                 shutil.copyfile(png, report_dir / f"{name}_{png.parent.name}_{png.name}")
-    (report_dir / "summary.json").write_text(json.dumps(summary, indent=2, default=float) + "\n")
-    (report_dir / "report.md").write_text(pipeline_markdown(summary) + "\n")
+    write_json(report_dir / "summary.json", summary)  # atomic: a kill leaves the old one or the new one
+    write_text(report_dir / "report.md", pipeline_markdown(summary) + "\n")

@@ -88,7 +88,8 @@ def writable_dir(directory: str | Path) -> Path:
     except OSError as e:
         raise OutputNotWritableError(_unwritable(d, e)) from None
     if not os.access(d, os.W_OK | os.X_OK):
-        raise OutputNotWritableError(_unwritable(d, PermissionError(errno.EACCES, "permission denied")))
+        code = errno.EROFS if os.statvfs(d).f_flag & os.ST_RDONLY else errno.EACCES
+        raise OutputNotWritableError(_unwritable(d, OSError(code, os.strerror(code).lower())))
     return d
 
 

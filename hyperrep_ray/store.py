@@ -10,6 +10,7 @@ Paths may be local or any URI pyarrow understands (``s3://``, ``gs://``).
 
 from __future__ import annotations
 
+import errno
 import json
 import uuid
 from collections.abc import Iterable, Sequence
@@ -73,9 +74,14 @@ def exists(fs: pafs.FileSystem, path: str) -> bool:
 
 def atomic_write_bytes(fs: pafs.FileSystem, path: str, data: bytes) -> None:
     tmp = _tmp_name(path)
-    with fs.open_output_stream(tmp) as f:
-        f.write(data)
-    fs.move(tmp, path)
+    try:
+        with fs.open_output_stream(tmp) as f:
+            f.write(data)
+        fs.move(tmp, path)
+    except OSError as e:
+        _discard(fs, tmp)
+        what, fix = _write_problem(e)
+        raise StoreError(f"{what} while writing {path}; {fix} and rerun the same command") from None
 
 
 def _tmp_name(path: str) -> str:
@@ -196,19 +202,51 @@ def write_shard(root: str, index: int, table: pa.Table, info: dict[str, Any]) ->
     table = table.replace_schema_metadata(meta)
     n_epochs = max(1, len(info.get("epochs", [])))
     tmp = _tmp_name(path)
-    pq.write_table(
-        table,
-        tmp,
-        filesystem=fs,
-        row_group_size=max(1, table.num_rows // n_epochs),
-        # float weights almost never repeat: a dictionary page for them made files 1.5x the
-        # payload and writes 5x slower (bench/store_io.py); the small columns keep it
-        use_dictionary=[c for c in table.column_names if c != "weights"],
-        compression="zstd",
-        compression_level=1,
-    )
-    fs.move(tmp, path)
+    try:
+        pq.write_table(
+            table,
+            tmp,
+            filesystem=fs,
+            row_group_size=max(1, table.num_rows // n_epochs),
+            # float weights almost never repeat: a dictionary page for them made files 1.5x the
+            # payload and writes 5x slower (bench/store_io.py); the small columns keep it
+            use_dictionary=[c for c in table.column_names if c != "weights"],
+            compression="zstd",
+            compression_level=1,
+        )
+        fs.move(tmp, path)
+    except OSError as e:
+        _discard(fs, tmp)
+        raise ShardWriteError(shard_write_failed(root, index, e)) from None
     return path
+
+
+class ShardWriteError(StoreError):
+    """A shard could not be written (disk full, no permission); the shards written before are kept."""
+
+
+def shard_write_failed(root: str, index: int, error: OSError) -> str:
+    """One line: what failed, why, and that a rerun keeps the finished shards."""
+    what, fix = _write_problem(error)
+    return (
+        f"{what} while writing shard {index} of the store at {root}; {fix} and rerun the same command: "
+        f"the finished shards are kept and only the missing ones are trained"
+    )
+
+
+def _write_problem(error: OSError) -> tuple[str, str]:
+    """("disk full", "free space") or ("write error (...)", "fix the cause") for a failed write."""
+    text = " ".join(str(error).split())
+    full = error.errno in (errno.ENOSPC, errno.EDQUOT) or "No space left" in text or "quota" in text.lower()
+    return ("disk full", "free space") if full else (f"write error ({text})", "fix the cause")
+
+
+def _discard(fs: pafs.FileSystem, path: str) -> None:
+    """Remove a partial file (best effort: the rerun's lock holder clears what is left)."""
+    try:
+        fs.delete_file(path)
+    except OSError:
+        pass
 
 
 def _bad_file(path: str, why: str) -> StoreError:

@@ -4,7 +4,8 @@ Locally:        python jobs/full_pipeline.py                      (quick preset,
 On a cluster:   ray job submit --working-dir . -- python jobs/full_pipeline.py --preset quick
 
 It joins the Ray cluster it is submitted to (RAY_ADDRESS) or starts a local one, and reruns
-finish an interrupted run: finished stages are skipped, changed ones redone.
+finish an interrupted run: finished stages are skipped, changed ones redone. A second run on the
+same --out stops at once naming the first; a killed run's lock is taken over by the rerun.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ from pathlib import Path
 from hyperrep_ray.config import PRESETS, ConfigError, load_json_config
 from hyperrep_ray.pipeline import run_pipeline
 from hyperrep_ray.remote_out import is_remote, staging_dir
-from hyperrep_ray.runtime import ensure_ray
+from hyperrep_ray.run_lock import OutputLockError, writable_dir
 from hyperrep_ray.store import StoreError
 from hyperrep_ray.tracking import resolve_tracking_uri
 
@@ -43,18 +44,16 @@ def tracking_uri_for(out: str, given: str | None) -> str:
     store in its local staging directory, pushed with the outputs."""
     if given is not None:
         return given
-    local = staging_dir(out) if is_remote(out) else Path(out)
-    local.mkdir(parents=True, exist_ok=True)
+    local = writable_dir(staging_dir(out) if is_remote(out) else Path(out))
     return os.environ.get("MLFLOW_TRACKING_URI") or f"sqlite:///{local.resolve() / 'mlflow.db'}"
 
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     out = args.out or f"runs/{args.preset}"
-    uri = tracking_uri_for(out, args.tracking_uri)
     try:
+        uri = tracking_uri_for(out, args.tracking_uri)
         override = load_json_config(args.ae_config) if args.ae_config else None
-        ensure_ray()
         summary = run_pipeline(
             args.preset,
             out,
@@ -64,7 +63,7 @@ def main(argv: list[str] | None = None) -> int:
             tune=args.tune,
             tune_samples=args.tune_samples,
         )
-    except (ConfigError, StoreError, FileNotFoundError) as e:
+    except (ConfigError, StoreError, FileNotFoundError, OutputLockError) as e:
         print(f"full_pipeline: error: {e}", file=sys.stderr)
         return 2
     report = f"{str(summary['out']).rstrip('/')}/report"

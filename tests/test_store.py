@@ -1,6 +1,8 @@
 """The Parquet weight store: schema, atomic shards, validated readers, clear errors."""
 
 import json
+import os
+import subprocess
 
 import numpy as np
 import pyarrow as pa
@@ -178,3 +180,43 @@ def test_to_ray_dataset_filters(tmp_path, ray_session):
     assert len(rows) == sum(s in ("train", "val") for s in splits)
     assert {r["epoch"] for r in rows} == {2}
     assert len(rows[0]["weights"]) == N
+
+
+@pytest.fixture
+def small_disk(tmp_path):
+    """A 60 kB tmpfs: the kernel's own "No space left on device" part-way through a zoo."""
+    mnt = tmp_path / "disk"
+    mnt.mkdir()
+    mount = ["mount", "-t", "tmpfs", "-o", "size=60k", "tmpfs", str(mnt)]
+    if os.geteuid() != 0 or subprocess.run(mount, capture_output=True).returncode:
+        pytest.skip("needs root to mount a small tmpfs")
+    try:
+        yield mnt
+    finally:
+        subprocess.run(["umount", "-l", str(mnt)], check=True)
+
+
+def test_disk_full_keeps_finished_shards_and_the_rerun_resumes(small_disk, small_digits, ray_session):
+    from hyperrep_ray.config import zoo_preset
+    from hyperrep_ray.zoo.train import train_zoo
+
+    out = str(small_disk / "zoo")  # 4 models in 4 shards of ~20 kB each: the disk holds two
+    cfg = zoo_preset("smoke", num_models=4, epochs=1, population_size=1, models_per_shard=1)
+    with pytest.raises(StoreError) as err:
+        train_zoo(cfg, out, data=small_digits, progress=False)
+    msg = str(err.value)
+    assert msg.startswith("disk full while writing shard ") and "\n" not in msg
+    assert "free space and rerun the same command: the finished shards are kept" in msg
+    kept = store.list_shards(out)
+    assert 1 <= len(kept) < 4
+    before = {p: open(p, "rb").read() for p in kept}
+    assert all(store.shard_info(p, N)["num_rows"] == 2 for p in kept), "written shards are whole"
+    assert not [p for p in (small_disk / "zoo").rglob(".tmp-*")], "the partial shard is removed"
+
+    subprocess.run(["mount", "-o", "remount,size=2m", str(small_disk)], check=True)  # space freed
+    result = train_zoo(cfg, out, data=small_digits, progress=False)
+    assert sorted(result.skipped_shards) == sorted(int(p[-13:-8]) for p in kept)
+    assert len(result.trained_shards) == 4 - len(kept)
+    assert all(open(p, "rb").read() == data for p, data in before.items()), "kept shards untouched"
+    rows = store.read_checkpoints(out, columns=["model_id", "epoch"]).to_pylist()
+    assert sorted((r["model_id"], r["epoch"]) for r in rows) == [(m, e) for m in range(4) for e in (0, 1)]

@@ -24,6 +24,7 @@ from hyperrep_ray.cli.common import (
     overrides,
     quiet_ray_data,
 )
+from hyperrep_ray.cli.out_lock import held_out
 from hyperrep_ray.config import ExperimentsConfig, experiments_preset
 from hyperrep_ray.experiments.runner import EXPERIMENTS, run_experiments
 from hyperrep_ray.sampling.samplers import DEFAULT_BANDWIDTH
@@ -126,17 +127,18 @@ def run(args: argparse.Namespace) -> int:
     config = experiments_config(args)
     quiet_ray_data(args)
     check_autoencoders(args)
-    summary = run_experiments(
-        args.ae,
-        args.baseline_ae,
-        args.zoo,
-        args.out,
-        config,
-        other_zoo=args.other_zoo,
-        tracking_uri=args.tracking_uri,
-        data_root=args.data_root,
-        num_gpus=args.num_gpus,
-    )
+    with held_out(args.out, f"hyperrep experiments --out {args.out}"):
+        summary = run_experiments(
+            args.ae,
+            args.baseline_ae,
+            args.zoo,
+            args.out,
+            config,
+            other_zoo=args.other_zoo,
+            tracking_uri=args.tracking_uri,
+            data_root=args.data_root,
+            num_gpus=args.num_gpus,
+        )
     done = [k for k in EXPERIMENTS if k in summary]
     print(f"experiments: {', '.join(done)} in {summary['meta']['seconds']['total']:.0f} s")
     for name, why in summary["skipped"].items():

@@ -7,6 +7,7 @@ from typing import Any
 
 from hyperrep_ray.autoencoder.stage import run_ae_stage
 from hyperrep_ray.cli.common import add_epochs_window, add_tracking, overrides
+from hyperrep_ray.cli.out_lock import held_out
 from hyperrep_ray.config import PRESETS, AEConfig, ae_preset, load_json_config
 from hyperrep_ray.store import read_zoo_meta
 
@@ -66,9 +67,10 @@ def print_metrics(metrics: dict[str, Any]) -> None:
 
 def run(args: argparse.Namespace) -> int:
     cfg = ae_config(args, read_zoo_meta(args.zoo)["dataset"])
-    metrics = run_ae_stage(
-        args.zoo, args.out, cfg, args.tracking_uri, resume=args.resume, data_root=args.data_root
-    )
+    with held_out(args.out, f"hyperrep train-ae --out {args.out}"):
+        metrics = run_ae_stage(
+            args.zoo, args.out, cfg, args.tracking_uri, resume=args.resume, data_root=args.data_root
+        )
     print_metrics(metrics)
     print(f"\nautoencoder: {args.out} (metrics.json, figures, model)")
     return 0

@@ -21,6 +21,7 @@ from hyperrep_ray.cli.common import (
     add_epochs_window,
     add_tracking_uri,
 )
+from hyperrep_ray.cli.out_lock import held_out
 from hyperrep_ray.config import PRESETS, make_config
 from hyperrep_ray.tune.config import SweepConfig
 from hyperrep_ray.tune.objective import OBJECTIVE
@@ -144,7 +145,8 @@ def run(args: argparse.Namespace) -> int:
     """Run the sweep and print its outcome; 130 when it was interrupted (rerun to resume)."""
     config = sweep_config(args)
     try:
-        summary = run_sweep(config, tracking_uri=args.tracking_uri)
+        with held_out(config.out, f"hyperrep tune --out {config.out}"):
+            summary = run_sweep(config, tracking_uri=args.tracking_uri)
     except SweepInterrupted as e:
         print(f"interrupted: {e}", file=sys.stderr)
         return INTERRUPTED

@@ -6,6 +6,7 @@ import argparse
 from typing import Any
 
 from hyperrep_ray.cli.common import add_tracking, overrides
+from hyperrep_ray.cli.out_lock import held_out
 from hyperrep_ray.config import PRESETS, ZooConfig, load_json_config, zoo_preset
 from hyperrep_ray.zoo.cnn import INITS
 from hyperrep_ray.zoo.figures import zoo_summary_markdown
@@ -75,9 +76,9 @@ def zoo_config(args: argparse.Namespace) -> ZooConfig:
 
 
 def run(args: argparse.Namespace) -> int:
-    result, summary = run_zoo_stage(
-        zoo_config(args), args.out, args.tracking_uri, progress=not args.no_progress
-    )
+    cfg = zoo_config(args)
+    with held_out(args.out, f"hyperrep zoo --out {args.out}"):
+        result, summary = run_zoo_stage(cfg, args.out, args.tracking_uri, progress=not args.no_progress)
     print(zoo_summary_markdown(summary, SHOWN_EPOCHS))
     print(
         f"\nstore: {args.out} ({len(result.trained_shards)} shard(s) trained, "
