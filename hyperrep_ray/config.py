@@ -216,6 +216,17 @@ class AEConfig(StrictModel):
         description="weight of mean(z^2) added to the loss (a regularised autoencoder as in Ghosh et al. "
         "2020, which the 2022 paper's sampling cites): keeps z out of tanh saturation",
     )
+    behaviour_weight: float = Field(
+        0.0,
+        ge=0,
+        description="weight of the behavioural loss (0 = off): decoded models' outputs against the original "
+        "checkpoints' on the zoo's training images (Meynent et al., ICLR 2025 WSL, 'Structure Is Not "
+        "Enough'); see hyperrep_ray.autoencoder.behaviour",
+    )
+    behaviour_loss: Literal["logits_mse", "kl"] = Field(
+        "kl", description="logits_mse: MSE of the logits; kl: temperature-2 distillation KL (times T^2)"
+    )
+    behaviour_queries: int = Field(64, ge=1, description="query images per training step")
     # augmentation
     permute: bool = Field(False, description="random permutation augmentation (the paper's)")
     erase_p: float = Field(0.5, ge=0, le=1)

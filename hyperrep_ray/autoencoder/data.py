@@ -8,16 +8,23 @@ the train split only, so nothing about val/test leaks into training.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, field, fields
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
 from hyperrep_ray import store
+from hyperrep_ray.autoencoder.behaviour import query_pool
 from hyperrep_ray.config import AEConfig
+from hyperrep_ray.data.zoo_images import images_for_zoo
 from hyperrep_ray.weightspace.align import align_to_reference, fit_reference
 from hyperrep_ray.weightspace.tokens import layer_stats, standardisation, token_layout
+
+
+def no_queries(in_channels: int = 1) -> np.ndarray:
+    """An empty query set: what a payload holds when the behavioural loss is off."""
+    return np.zeros((0, in_channels, 28, 28), np.float32)
 
 
 @dataclass(frozen=True)
@@ -33,6 +40,10 @@ class TrainingPayload:
     token_shift: np.ndarray  # [T, D] encoder-input standardisation
     token_scale: np.ndarray  # [T, D]
     in_channels: int
+    # behavioural loss (AEConfig.behaviour_weight > 0): the zoo CNN's activation and a pool of the
+    # zoo's *training* images (Q, C, 28, 28); empty when the loss is off
+    activation: str = "tanh"
+    queries: np.ndarray = field(default_factory=no_queries)
 
     @classmethod
     def from_mapping(cls, payload: Mapping[str, Any]) -> TrainingPayload:
@@ -47,6 +58,8 @@ class TrainingPayload:
             token_shift=np.asarray(payload.get("token_shift", np.zeros_like(var_tokens)), np.float32),
             token_scale=np.asarray(payload.get("token_scale", np.ones_like(var_tokens)), np.float32),
             in_channels=int(payload["in_channels"]),
+            activation=str(payload.get("activation", "tanh")),
+            queries=np.asarray(payload.get("queries", no_queries(int(payload["in_channels"]))), np.float32),
         )
 
     def as_dict(self) -> dict[str, Any]:
@@ -62,6 +75,8 @@ class TrainingPayload:
             token_shift=np.array(self.token_shift, np.float32),
             token_scale=np.array(self.token_scale, np.float32),
             in_channels=self.in_channels,
+            activation=self.activation,
+            queries=np.array(self.queries, np.float32),
         )
 
 
@@ -78,6 +93,7 @@ class AEData:
     layer_std: np.ndarray  # [L]
     token_shift: np.ndarray  # [T, D] encoder-input standardisation (cfg.standardize), train split
     token_scale: np.ndarray  # [T, D]
+    queries: np.ndarray = field(default_factory=no_queries)  # behavioural-loss query images (training set)
 
     def training_payload(self) -> TrainingPayload:
         """What Ray Train workers need (shipped once through the object store)."""
@@ -89,6 +105,8 @@ class AEData:
             token_shift=self.token_shift,
             token_scale=self.token_scale,
             in_channels=self.in_channels,
+            activation=self.activation,
+            queries=self.queries,
         )
 
 
@@ -99,9 +117,12 @@ def align_weights(w: np.ndarray, reference: np.ndarray | None, in_channels: int)
     return np.asarray(align_to_reference(w, reference, in_channels).aligned, dtype=np.float32)
 
 
-def prepare_ae_data(zoo: str, cfg: AEConfig, reference: np.ndarray | None = None) -> AEData:
+def prepare_ae_data(
+    zoo: str, cfg: AEConfig, reference: np.ndarray | None = None, data_root: str | None = None
+) -> AEData:
     """Load the epoch window of every split from the store; fit (or reuse) the alignment
-    reference and the layer statistics on the train split."""
+    reference and the layer statistics on the train split. With a behavioural loss, also the query
+    images: a seeded pool of the zoo's image *training* set (``data_root``: where non-digits images are)."""
     meta = store.read_zoo_meta(zoo)
     lo, hi = cfg.epochs_window
     recorded = meta.get("epochs_recorded", [])
@@ -133,7 +154,17 @@ def prepare_ae_data(zoo: str, cfg: AEConfig, reference: np.ndarray | None = None
         meta=frames,
         reference=reference,
         **train_statistics(weights["train"], in_channels, cfg.standardize),
+        queries=behaviour_queries(meta, cfg, data_root, in_channels),
     )
+
+
+def behaviour_queries(
+    meta: dict[str, Any], cfg: AEConfig, data_root: str | None, in_channels: int
+) -> np.ndarray:
+    """The query pool of the behavioural loss (empty when it is off): training images only."""
+    if cfg.behaviour_weight <= 0:
+        return no_queries(in_channels)
+    return query_pool(images_for_zoo(meta, data_root).train_x, seed=cfg.seed)
 
 
 def train_statistics(train: np.ndarray, in_channels: int, standardize: str) -> dict[str, np.ndarray]:

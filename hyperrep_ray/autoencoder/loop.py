@@ -18,6 +18,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from hyperrep_ray.autoencoder.behaviour import BehaviourLoss
 from hyperrep_ray.autoencoder.bundle import architecture_for
 from hyperrep_ray.autoencoder.data import TrainingPayload
 from hyperrep_ray.autoencoder.losses import (
@@ -40,6 +41,8 @@ from hyperrep_ray.weightspace.tokens import TokenLayout, token_layout, tokens_to
 #: ``hook(model, epoch, metrics) -> extra metrics``, called on rank 0 after every epoch's metrics.
 EpochHook = Callable[[torch.nn.Module, int, dict[str, Any]], dict[str, Any]]
 RecFn = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
+#: Per-epoch training means (``train_behaviour`` only when the behavioural loss is on).
+TRAIN_METRICS = ("train_loss", "train_rec", "train_con", "train_behaviour")
 
 
 @dataclass
@@ -119,6 +122,36 @@ def evaluate_reconstruction(
     return {"loss": loss, "r2": float(r2), "z_saturated": saturated_fraction(z)}
 
 
+def build_behaviour(
+    cfg: AEConfig, payload: TrainingPayload, layout: TokenLayout, device: torch.device
+) -> BehaviourLoss | None:
+    """The behavioural loss when ``cfg.behaviour_weight`` > 0 (the payload must carry query images)."""
+    if cfg.behaviour_weight <= 0:
+        return None
+    if len(payload.queries) == 0:
+        raise ValueError(
+            "behaviour_weight > 0 but the training payload has no query images; build it with "
+            "prepare_ae_data(zoo, cfg) for a cfg whose behaviour_weight is > 0"
+        )
+    return BehaviourLoss(
+        payload.queries, layout, payload.activation, cfg.behaviour_loss, cfg.behaviour_queries, device
+    )
+
+
+@torch.no_grad()
+def evaluate_behaviour(
+    model: torch.nn.Module, w: torch.Tensor, layout: TokenLayout, behaviour: BehaviourLoss
+) -> float:
+    """The behavioural loss of clean reconstructions (eval mode) on the pool's first queries."""
+    was = model.training
+    model.eval()
+    tok = vectors_to_tokens(w, layout)
+    _, recon, _ = model(tok)
+    value = float(behaviour(recon, tok))
+    model.train(was)
+    return value
+
+
 class TrainingRun:
     """One run of the loop, step by step: set up, restore, then per epoch train, validate, report."""
 
@@ -132,6 +165,7 @@ class TrainingRun:
         var_tokens = torch.from_numpy(payload.var_tokens).to(self.device)
         self.mean_params = torch.from_numpy(payload.mean_params).to(self.device)
         self.rec_fn = build_losses(self.cfg, self.layout, var_tokens)
+        self.behaviour = build_behaviour(self.cfg, payload, self.layout, self.device)
         torch.manual_seed(self.cfg.seed)
         model = HyperAutoencoder(architecture_for(self.cfg, payload.in_channels))
         model.set_standardisation(
@@ -192,7 +226,7 @@ class TrainingRun:
         order = torch.randperm(m, generator=torch.Generator().manual_seed(cfg.seed * 1_000_003 + epoch))
         mine = order[self.rank * per_rank : (self.rank + 1) * per_rank]
         gen = torch.Generator().manual_seed(cfg.seed * 7919 + epoch * 131 + self.rank)
-        sums, n_batches = np.zeros(3), 0
+        sums, n_batches = np.zeros(len(TRAIN_METRICS)), 0
         for i in range(0, per_rank, cfg.batch_size):
             idx = mine[i : i + cfg.batch_size]
             if len(idx) >= 2:
@@ -200,13 +234,16 @@ class TrainingRun:
                 n_batches += 1
         if not n_batches:
             return {}
-        means = dict(zip(("train_loss", "train_rec", "train_con"), (sums / n_batches).tolist(), strict=True))
+        means = dict(zip(TRAIN_METRICS, (sums / n_batches).tolist(), strict=True))
+        if self.behaviour is None:
+            means.pop("train_behaviour")
         if not np.isfinite(means["train_loss"]):
             raise FloatingPointError(f"autoencoder loss became {means['train_loss']} at epoch {epoch}")
         return means
 
     def train_step(self, batch: torch.Tensor, gen: torch.Generator) -> list[float]:
-        """One optimiser step on two augmented views of ``batch``; (loss, reconstruction, contrastive)."""
+        """One optimiser step on two augmented views of ``batch``; (loss, reconstruction, contrastive,
+        behavioural: 0 when off)."""
         cfg = self.cfg
         views = self.augmenter.views(batch, gen)
         x = torch.cat([views.view1, views.view2]).to(self.device)
@@ -219,10 +256,14 @@ class TrainingRun:
         loss = combined_loss(cfg.beta, rec, con)
         if cfg.z_penalty:
             loss = loss + cfg.z_penalty * latent_penalty(z)
+        beh = torch.zeros(())
+        if self.behaviour is not None:
+            beh = self.behaviour(recon.float(), target, gen)
+            loss = loss + cfg.behaviour_weight * beh
         self.opt.zero_grad(set_to_none=True)
         loss.backward()
         self.opt.step()
-        return [float(loss.detach()), float(rec.detach()), float(con.detach())]
+        return [float(loss.detach()), float(rec.detach()), float(con.detach()), float(beh.detach())]
 
     def validate(self, epoch: int) -> tuple[dict[str, float], bool]:
         """Validation metrics and whether patience ran out. Every rank sees the same model and val
@@ -233,6 +274,8 @@ class TrainingRun:
             "reconstruction_r2_val": v["r2"],
             "z_saturated_val": v["z_saturated"],
         }
+        if self.behaviour is not None:
+            metrics["val_behaviour"] = evaluate_behaviour(self.core, self.val_w, self.layout, self.behaviour)
         stop = self.best.update(v["r2"], epoch, self.core)
         if stop:
             metrics["early_stopped"] = 1.0

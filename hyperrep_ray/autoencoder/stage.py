@@ -95,7 +95,7 @@ def run_ae_stage(
     name = run_name or ("ae" if cfg.lwln else "ae-nolwln")
     params = {"zoo": zoo, **cfg.model_dump(mode="json")}
     with tracking.run(name, params, tracking_uri, nested=nested, tags={"stage": "train-ae"}) as run:
-        data = prepare_ae_data(zoo, cfg)
+        data = prepare_ae_data(zoo, cfg, data_root=data_root)
         tracking.log_metrics({f"n_{k}": len(v) for k, v in data.weights.items()})
         state, history = fit_autoencoder(
             cfg,
