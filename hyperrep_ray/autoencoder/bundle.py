@@ -26,6 +26,10 @@ from hyperrep_ray.weightspace.tokens import token_layout, tokens_to_vectors, vec
 BUNDLE_FILES = ("model.pt", "ae.json", "normalisation.npz")
 
 
+class NotABundleError(ValueError):
+    """A directory with the bundle's file names whose contents are not a bundle this version wrote."""
+
+
 def read_ae_info(directory: str | Path) -> dict[str, Any]:
     """``ae.json`` of a trained autoencoder directory; a clear error when ``directory`` is not one."""
     d = Path(directory)
@@ -35,7 +39,10 @@ def read_ae_info(directory: str | Path) -> dict[str, Any]:
             f"{d} is not a trained autoencoder (missing {', '.join(missing)}); "
             f"train one with `hyperrep train-ae --zoo ZOO --out {d}`"
         )
-    return json.loads((d / "ae.json").read_text())
+    try:
+        return dict(json.loads((d / "ae.json").read_text()))
+    except ValueError as e:
+        raise NotABundleError(f"{d / 'ae.json'} is not JSON ({e}); retrain the autoencoder") from None
 
 
 def architecture_for(cfg: AEConfig, in_channels: int) -> AEArchitecture:
@@ -134,13 +141,25 @@ class HyperRepresentation:
         info = read_ae_info(d)
         cfg = AEConfig(**info["config"])
         model = HyperAutoencoder(architecture_for(cfg, int(info["in_channels"])))
-        state = torch.load(d / "model.pt", map_location=device, weights_only=True)
-        for name in ("token_shift", "token_scale"):  # saved before standardisation existed: identity
-            state.setdefault(name, getattr(model, name))
-        model.load_state_dict(state)
+        try:  # weights_only: tensors and containers only, so a planted model.pt runs no code
+            state = torch.load(d / "model.pt", map_location=device, weights_only=True)
+            for name in ("token_shift", "token_scale"):  # saved before standardisation existed: identity
+                state.setdefault(name, getattr(model, name))
+            model.load_state_dict(state)
+        except Exception as e:  # unreadable, not a state_dict, or another architecture's
+            why = (str(e).strip().splitlines() or [type(e).__name__])[0][:200]
+            raise NotABundleError(
+                f"{d / 'model.pt'} is not the weights `hyperrep train-ae` saved for this ae.json ({why}); "
+                f"retrain the autoencoder or copy its directory again"
+            ) from None
         model.to(device).eval()
-        with np.load(d / "normalisation.npz") as npz:
-            arrays = {k: npz[k] for k in npz.files}
+        try:  # allow_pickle stays False: an object array in a planted file is refused, not unpickled
+            with np.load(d / "normalisation.npz") as npz:
+                arrays = {k: npz[k] for k in npz.files}
+        except Exception as e:
+            raise NotABundleError(
+                f"{d / 'normalisation.npz'} is not the arrays `hyperrep train-ae` saved ({e}); retrain"
+            ) from None
         return cls(
             model=model,
             cfg=cfg,

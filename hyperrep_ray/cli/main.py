@@ -23,6 +23,7 @@ from types import ModuleType
 
 from pydantic import ValidationError
 
+from hyperrep_ray.autoencoder.bundle import NotABundleError
 from hyperrep_ray.cli import (
     embed,
     evaluate,
@@ -42,6 +43,7 @@ from hyperrep_ray.data.images import DatasetNotFoundError
 from hyperrep_ray.data.readers import DatasetFormatError
 from hyperrep_ray.sampling.samples_io import SamplesFormatError
 from hyperrep_ray.store import StoreError
+from hyperrep_ray.zoo.weights_io import WeightsFileError
 
 #: The commands, in the order `hyperrep --help` lists them.
 COMMAND_MODULES: tuple[ModuleType, ...] = (
@@ -65,6 +67,8 @@ USER_ERRORS = (
     StoreError,
     DatasetNotFoundError,
     DatasetFormatError,
+    NotABundleError,
+    WeightsFileError,
     FileNotFoundError,
     SamplesFormatError,
     ValidationError,

@@ -6,7 +6,11 @@ import argparse
 import json
 from typing import Any
 
+from hyperrep_ray.autoencoder.bundle import read_ae_info
 from hyperrep_ray.autoencoder.embed import predict_properties
+from hyperrep_ray.cli.common import CommandError
+from hyperrep_ray.zoo.cnn import num_params
+from hyperrep_ray.zoo.weights_io import load_weights
 
 NAME = "predict"
 
@@ -22,7 +26,22 @@ def add_parser(sub: Any) -> argparse.ArgumentParser:
     return p
 
 
+def check_inputs(ae: str, files: list[str]) -> None:
+    """Each file a finite zoo CNN (the reader checks) of the autoencoder's input channels."""
+    info = read_ae_info(ae)
+    channels = int(info["in_channels"])
+    for f in files:
+        n = load_weights(f)[0].shape[0]
+        if n != num_params(channels):
+            raise CommandError(
+                f"{f} is a zoo CNN with {n} parameters, but the autoencoder {ae} was trained on "
+                f"{info.get('dataset', '?')} models ({num_params(channels)} parameters, {channels} input "
+                f"channel(s)); predict with an autoencoder of that kind of zoo"
+            )
+
+
 def run(args: argparse.Namespace) -> int:
+    check_inputs(args.ae, args.weights)
     rows = predict_properties(args.ae, args.weights)
     if args.json:
         print(json.dumps(rows, indent=2))

@@ -13,7 +13,7 @@ import numpy as np
 from hyperrep_ray.autoencoder.bundle import HyperRepresentation
 from hyperrep_ray.sampling.samples_io import read_samples
 from hyperrep_ray.zoo.cnn import num_params
-from hyperrep_ray.zoo.weights_io import load_weights
+from hyperrep_ray.zoo.weights_io import WeightsFileError, load_weights
 
 __all__ = ["NoveltyInputError", "weights_from_paths"]
 
@@ -42,8 +42,8 @@ def read_one(path: Path, bundle: HyperRepresentation) -> tuple[list[str], np.nda
     if path.suffix == ".safetensors":
         try:
             vec, _ = load_weights(path)
-        except Exception as e:  # safetensors raises its own error types for a damaged file
-            raise NoveltyInputError(f"{path} is not a readable safetensors model: {e}") from None
+        except WeightsFileError as e:  # damaged, wrong shape or non-finite: the reader says which
+            raise NoveltyInputError(str(e)) from None
         return [str(path)], vec[None, :]
     if path.suffix == ".parquet":
         samples = read_samples(path)

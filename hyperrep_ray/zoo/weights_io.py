@@ -7,6 +7,7 @@ these helpers so one file format serves both directions.
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -32,29 +33,59 @@ def save_weights(vector: np.ndarray, path: str | Path, activation: str = "tanh",
     return path
 
 
+class WeightsFileError(ValueError):
+    """A weights file that is not a finite zoo-CNN state_dict (the file is named in the message)."""
+
+
+def read_state_dict(path: Path) -> tuple[dict[str, Any], dict[str, str]]:
+    """(tensors by name, metadata) of a .safetensors file or a ``torch.save``d state_dict; the .pt
+    path is read with ``weights_only=True`` (tensors and containers only: loading runs no code)."""
+    try:
+        if path.suffix == ".safetensors":
+            from safetensors import safe_open
+
+            with safe_open(str(path), framework="pt") as f:
+                return {k: f.get_tensor(k) for k in f.keys()}, dict(f.metadata() or {})  # noqa: SIM118
+        sd = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as e:  # any failure to parse means the same thing to the user
+        kind = "safetensors file" if path.suffix == ".safetensors" else "PyTorch state_dict (torch.save)"
+        why = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        raise WeightsFileError(
+            f"{path} is not a readable {kind} ({why[:200]}); pass zoo-CNN weights written by "
+            f"`hyperrep generate` or torch.save(model.state_dict(), path)"
+        ) from None
+    if not isinstance(sd, dict) or not all(isinstance(v, torch.Tensor) for v in sd.values()):
+        raise WeightsFileError(f"{path} holds a {type(sd).__name__}, not a state_dict of tensors")
+    return sd, {}
+
+
 def load_weights(path: str | Path) -> tuple[np.ndarray, dict[str, str]]:
-    """(flat float32 vector, metadata) from a .safetensors or .pt state_dict of the zoo CNN."""
+    """(flat float32 vector, metadata) from a .safetensors or .pt state_dict of the zoo CNN; a
+    :class:`WeightsFileError` for a file that is not one or holds NaN/inf."""
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"no weights file at {path}")
-    meta: dict[str, str] = {}
-    if path.suffix == ".safetensors":
-        from safetensors import safe_open
-
-        with safe_open(str(path), framework="pt") as f:
-            meta = dict(f.metadata() or {})
-            sd = {k: f.get_tensor(k) for k in f.keys()}  # noqa: SIM118
-    else:
-        sd = torch.load(path, map_location="cpu", weights_only=True)
-    c = 3 if sd.get("conv1.weight") is not None and sd["conv1.weight"].shape[1] == 3 else 1
+    sd, meta = read_state_dict(path)
+    conv1 = sd.get("conv1.weight")
+    c = 3 if conv1 is not None and conv1.ndim == 4 and conv1.shape[1] == 3 else 1
     names = [n for n, _ in layer_shapes(c)]
     missing = [n for n in names if n not in sd]
     if missing:
-        raise ValueError(f"{path} is not a zoo CNN state_dict: missing {missing}")
+        raise WeightsFileError(
+            f"{path} is not a zoo CNN state_dict: missing {', '.join(missing)} (it has {len(sd)} tensors)"
+        )
     for n, shape in layer_shapes(c):
         if tuple(sd[n].shape) != shape:
-            raise ValueError(f"{path}: {n} has shape {tuple(sd[n].shape)}, the zoo CNN needs {shape}")
+            raise WeightsFileError(f"{path}: {n} has shape {tuple(sd[n].shape)}, the zoo CNN needs {shape}")
+        if not sd[n].is_floating_point():
+            raise WeightsFileError(f"{path}: {n} holds {sd[n].dtype} values, the zoo CNN needs floats")
     vec = torch.cat([sd[n].reshape(-1).float() for n in names]).numpy()
+    if not np.isfinite(vec).all():
+        bad = [n for n in names if not torch.isfinite(sd[n].float()).all()]
+        raise WeightsFileError(
+            f"{path}: NaN or inf values in {', '.join(bad)}; only finite models can be used "
+            f"(a diverged training run? use an earlier checkpoint)"
+        )
     return vec, meta
 
 

@@ -43,7 +43,7 @@ def test_bad_inputs_name_the_file(bundle, tmp_path):
     n = bundle.mean_params.size
     nan = np.zeros(n, np.float32)
     nan[5] = np.nan
-    with pytest.raises(NoveltyInputError, match=r"nan\.safetensors: 1 model\(s\) with NaN"):
+    with pytest.raises(NoveltyInputError, match=r"nan\.safetensors: NaN or inf values in conv1\.weight"):
         weights_from_paths([save_weights(nan, tmp_path / "nan.safetensors")], bundle)
     rgb = save_weights(np.zeros(2864, np.float32), tmp_path / "rgb.safetensors")
     with pytest.raises(NoveltyInputError, match="rgb.safetensors: weight vectors of length 2864"):
