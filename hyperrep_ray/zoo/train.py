@@ -395,11 +395,13 @@ def _run_shard_tasks(
     from tqdm.auto import tqdm
 
     from hyperrep_ray.runtime import cluster_has_gpus, ensure_ray
+    from hyperrep_ray.zoo.resources import TaskRequest, check_task_fits
 
     ensure_ray()
     gpus = cfg.num_gpus_per_task
     if gpus is None:
         gpus = 0.25 if cluster_has_gpus() else 0.0
+    check_task_fits(TaskRequest(cfg.num_cpus_per_task, gpus, what="each zoo shard task"))
     task = _shard_task().options(num_cpus=cfg.num_cpus_per_task, num_gpus=gpus, max_retries=cfg.max_retries)
     data_ref = ray.put(data)
     cfg_json = cfg.model_dump(mode="json")
