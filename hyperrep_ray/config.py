@@ -377,6 +377,8 @@ SAMPLERS: dict[str, str] = {
     "neigh30": "S_Neigh30",
     "gan": "S_GAN",
     "gan30": "S_GAN30",
+    "flow": "S_FLOW",  # rectified flow on all anchors (ours; hyperrep_ray.sampling.flow)
+    "flow-top10": "S_FLOWtop10",  # the same flow conditioned on accuracy rank, asked for the top 10 %
 }
 
 

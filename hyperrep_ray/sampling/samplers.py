@@ -5,7 +5,9 @@ accuracy of each anchored model. Every sampler is seeded and deterministic (on o
 returns ``np.ndarray[n, D]`` float32 in [-1, 1], ready for the decoder.
 
 Population names follow the paper: S_U (uniform), S_C (counterfactual), S_KDE (per-dimension KDE),
-S_Neigh (UMAP neighbourhood), S_GAN (latent GAN, in :mod:`hyperrep_ray.sampling.gan`); the ``*30``
+S_Neigh (UMAP neighbourhood), S_GAN (latent GAN, in :mod:`hyperrep_ray.sampling.gan`); S_FLOW and
+S_FLOWtop10 (ours: a rectified flow on all anchors, unconditioned or asked for models like the top 10 %
+by accuracy, in :mod:`hyperrep_ray.sampling.flow`); the ``*30``
 variants use only the anchors of the top 30 % models. S_KDEJ (joint, full-dimensional KDE) is ours: it
 keeps the correlations between the coordinates of z that the per-dimension KDE deliberately discards
 (see DESIGN.md: on small zoos those correlations are what makes decoded samples work). S_KDE30code
@@ -26,6 +28,7 @@ import torch
 
 from hyperrep_ray.config import SAMPLERS
 from hyperrep_ray.sampling.checks import check_anchors, check_bandwidth, check_n, finish
+from hyperrep_ray.sampling.flow import FlowConfig, fit_flow, sample_flow
 from hyperrep_ray.sampling.gan import DEFAULT_GAN_EPOCHS, derived_seed, sample_gan, train_latent_gan
 from hyperrep_ray.sampling.published_kde import PUBLISHED_BANDWIDTH, sample_kde_code
 
@@ -322,12 +325,16 @@ def sample(
     fraction: float = TOP_FRACTION,
     device: str | torch.device = "cpu",
     neigh_kwargs: dict[str, Any] | None = None,
+    flow: FlowConfig | None = None,
+    tracking_uri: str | None = None,
 ) -> np.ndarray:
     """Draw ``n`` embeddings with the CLI ``method`` (a key of :data:`SAMPLERS`).
 
     The ``*30`` methods first keep the top ``fraction`` anchors by accuracy (``accuracies`` is then
     required); S_C and S_U ignore accuracies. ``bandwidth`` is used by the KDE family and S_C,
-    ``gan_epochs``/``device`` by the GAN, ``neigh_kwargs`` go to :func:`sample_neighborhood`.
+    ``gan_epochs``/``device`` by the GAN, ``neigh_kwargs`` go to :func:`sample_neighborhood`. The flows
+    train on all anchors with ``flow`` (default :class:`FlowConfig`; ``flow-top10`` makes it conditional
+    and needs ``accuracies``) and log an MLflow run when ``tracking_uri`` is given.
     """
     if method not in SAMPLERS:
         raise ValueError(f"unknown sampling method {method!r}; valid methods: {', '.join(SAMPLERS)}")
@@ -353,6 +360,15 @@ def sample(
     if base == "gan":
         gen = train_latent_gan(arr, seed=seed, epochs=gan_epochs, device=device)
         return sample_gan(gen, n, seed=derived_seed(seed, 2))
+    if base in ("flow", "flow-top10"):
+        cfg = (flow or FlowConfig.model_validate({})).model_copy(update={"conditional": base == "flow-top10"})
+        if cfg.conditional and accuracies is None:
+            raise ValueError(f"method {method!r} conditions on accuracy and needs accuracies")
+        acc = None if accuracies is None else np.asarray(accuracies, dtype=np.float64)
+        model = fit_flow(
+            arr, cfg, seed=seed, accuracies=acc if cfg.conditional else None, tracking_uri=tracking_uri
+        )
+        return sample_flow(model, cfg, n, seed=derived_seed(seed, 3))
     raise AssertionError(f"unhandled method {method!r}")  # pragma: no cover - SAMPLERS and dispatch agree
 
 
