@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import logging
 import re
+import sys
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -56,9 +57,8 @@ def current_run() -> RunRef | None:
     """The run progress goes to here: the innermost :func:`reporting_to`, else the active MLflow run."""
     if _current:
         return _current[-1]
-    try:
-        import mlflow
-    except ImportError:  # pragma: no cover - mlflow is a dependency
+    mlflow = sys.modules.get("mlflow")  # not imported here: no active run (and no import to pay for)
+    if mlflow is None:
         return None
     active = mlflow.active_run()
     return RunRef(mlflow.get_tracking_uri(), active.info.run_id) if active is not None else None
@@ -83,7 +83,8 @@ class Progress:
     """Counts ``total`` units of one step and says how far it is and how long it has left.
 
     ``update(done)`` (or ``advance(n)``) after each unit; the estimate is the mean time per unit so far
-    times the units left. ``key``: the MLflow metric name (default: from ``label``); ``run``: where the
+    times the units left; ``initial`` units were done before (a resumed run), so they do not count
+    towards the time per unit. ``key``: the MLflow metric name (default: from ``label``); ``run``: where the
     metrics go (default :func:`current_run` at construction); ``echo``: where lines go (default
     ``print``); ``clock``: seconds, monotonic (tests pass a fake one)."""
 
@@ -97,6 +98,7 @@ class Progress:
         run: RunRef | None = None,
         echo: Callable[[str], None] | None = None,
         clock: Callable[[], float] = time.monotonic,
+        initial: int = 0,
     ) -> None:
         if total < 0 or every_s < 0:
             raise ValueError(f"Progress needs total >= 0 and every_s >= 0, got {total}, {every_s}")
@@ -106,15 +108,15 @@ class Progress:
         self.echo = echo or (lambda line: print(line, flush=True))
         self.clock = clock
         self.t0 = self.last_shown = clock()
-        self.done = 0
+        self.initial = self.done = max(0, int(initial))
         self.finished = False
         self.mlflow_failed = False
 
     def seconds_left(self) -> float | None:
         """Estimated seconds to go (None before the first unit)."""
-        if self.done <= 0:
+        if self.done <= self.initial:
             return None
-        per_unit = (self.clock() - self.t0) / self.done
+        per_unit = (self.clock() - self.t0) / (self.done - self.initial)
         return per_unit * max(0, self.total - self.done)
 
     def line(self) -> str:

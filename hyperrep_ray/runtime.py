@@ -1,9 +1,35 @@
-"""Joining Ray: an existing cluster when there is one, a local one otherwise."""
+"""Joining Ray: an existing cluster when there is one, a local one otherwise; and the Ray Train
+settings the package runs with.
+
+Ray Train V2's defaults suit a large cluster with a dashboard. On one machine without a dashboard
+(the local instance :func:`ensure_ray` starts) several of its helpers cost CPU and console lines for
+nothing: the preemption watcher polls drain state every 5 s, the metrics callbacks export to a
+Prometheus nobody scrapes, the worker's print patch sends every ``print`` to the console twice.
+:func:`apply_train_settings` switches those off through Ray's own environment variables (a value the
+user set wins); ``HYPERREP_RAY_DEFAULTS=1`` leaves every Ray default as it is (benchmarks compare).
+"""
 
 from __future__ import annotations
 
 import os
 from typing import Any
+
+#: Set to 1 to run with Ray's own defaults (no settings of ours).
+DEFAULTS_ENV = "HYPERREP_RAY_DEFAULTS"
+#: Ray Train settings everywhere: print() in a Train worker goes to stdout once, not through
+#: Train's logger as well.
+TRAIN_ENV = {"RAY_TRAIN_ENABLE_PRINT_PATCH": "0"}
+#: ...and on a single-node cluster: no preemption watcher actor, no Prometheus metrics callbacks,
+#: no state-actor polling of the State API (which needs the dashboard).
+SINGLE_NODE_TRAIN_ENV = {
+    "RAY_TRAIN_ENABLE_PREEMPTION_WATCHER": "0",
+    "RAY_TRAIN_METRICS_ENABLED": "0",
+    "RAY_TRAIN_ENABLE_STATE_ACTOR_RECONCILIATION": "0",
+}
+
+
+def ray_defaults_wanted() -> bool:
+    return os.environ.get(DEFAULTS_ENV, "") == "1"
 
 
 def ensure_ray(address: str | None = None, num_cpus: int | None = None, **kwargs: Any) -> None:
@@ -25,3 +51,22 @@ def cluster_has_gpus() -> bool:
     import ray
 
     return ray.cluster_resources().get("GPU", 0) > 0
+
+
+def single_node() -> bool:
+    """Whether the Ray cluster this process joined has one live node."""
+    import ray
+
+    return sum(1 for n in ray.nodes() if n.get("Alive")) <= 1
+
+
+def apply_train_settings() -> dict[str, str]:
+    """Put the package's Ray Train settings into this process's environment, where Ray Train reads
+    them (the driver, and from there the controller and workers); returns what it set. Call it after
+    joining Ray and before building a trainer."""
+    if ray_defaults_wanted():
+        return {}
+    wanted = {**TRAIN_ENV, **(SINGLE_NODE_TRAIN_ENV if single_node() else {})}
+    set_now = {k: v for k, v in wanted.items() if k not in os.environ}
+    os.environ.update(set_now)
+    return set_now

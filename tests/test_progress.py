@@ -30,6 +30,14 @@ def test_lines_are_throttled_and_estimate_time_left():
     assert p.update(300) is None  # the end is said once
 
 
+def test_a_resumed_count_estimates_from_the_units_done_since():
+    clock, lines = FakeClock(), []
+    p = Progress(100, "ae", every_s=0, echo=lines.append, clock=clock, run=None, initial=50)
+    clock.t = 10.0
+    p.update(60)  # 10 epochs in 10 s, 40 to go
+    assert lines == ["ae: 60/100 epochs, 40s left"]
+
+
 def test_format_seconds():
     assert [format_seconds(s) for s in (0, 59.6, 130, 7500)] == ["0s", "1m00s", "2m10s", "2h05m"]
 

@@ -20,6 +20,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from hyperrep_ray.config import DATASET_HYPERPARAMETERS
 from hyperrep_ray.data.images import ImageData
+from hyperrep_ray.progress import Progress
 from hyperrep_ray.zoo.cnn import normalize_activation, num_params, vector_to_state_dict
 from hyperrep_ray.zoo.population import (
     PopulationCNN,
@@ -134,6 +135,7 @@ def finetune_population(
     record: Sequence[int],
     device: str | torch.device = ...,
     population_size: int = ...,
+    label: str | None = ...,
     return_weights: Literal[False] = ...,
 ) -> np.ndarray: ...
 
@@ -148,6 +150,7 @@ def finetune_population(
     record: Sequence[int],
     device: str | torch.device = ...,
     population_size: int = ...,
+    label: str | None = ...,
     *,
     return_weights: Literal[True],
 ) -> tuple[np.ndarray, np.ndarray]: ...
@@ -162,6 +165,7 @@ def finetune_population(
     record: Sequence[int],
     device: str | torch.device = "cpu",
     population_size: int = 64,
+    label: str | None = None,
     return_weights: bool = False,
 ) -> np.ndarray | tuple[np.ndarray, np.ndarray]:
     """Test accuracy (M, len(record)) of M initial weight vectors after each recorded epoch.
@@ -173,7 +177,8 @@ def finetune_population(
     last recorded epoch unless ``return_weights``, which trains all ``epochs`` and also returns the
     final weights (M, N). Models whose initial weights are not finite are left out of training and
     score 0 at every epoch (their returned weights are the inputs); a model that turns non-finite
-    during fine-tuning scores 0 from then on.
+    during fine-tuning scores 0 from then on. ``label``: show a progress line with the time left
+    (:class:`~hyperrep_ray.progress.Progress`, counted in epochs over all populations) under this name.
     """
     w = np.asarray(init_weights, dtype=np.float32)
     n_params = num_params(data.in_channels)
@@ -196,10 +201,11 @@ def finetune_population(
     acc = np.zeros((w.shape[0], len(recorded)), np.float32)
     final = w.copy()
     todo = np.flatnonzero(np.isfinite(w).all(1))
-    for start in range(0, len(todo), population_size):
-        sel = todo[start : start + population_size]
+    chunks = [todo[i : i + population_size] for i in range(0, len(todo), population_size)]
+    progress = Progress(last * len(chunks), label, key=f"finetune_{label}") if label and last else None
+    for sel in chunks:
         acc[sel], final[sel] = _finetune_chunk(
-            w[sel], data, h, last, [seeds[i] for i in sel], recorded, torch.device(device)
+            w[sel], data, h, last, [seeds[i] for i in sel], recorded, torch.device(device), progress
         )
     return (acc, final) if return_weights else acc
 
@@ -212,6 +218,7 @@ def _finetune_chunk(
     seeds: list[int],
     record: list[int],
     dev: torch.device,
+    progress: Progress | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
     c = data.in_channels
     model = PopulationCNN([vector_to_state_dict(v, c) for v in w], c, h.activation).to(dev)
@@ -234,4 +241,6 @@ def _finetune_chunk(
     for epoch in range(1, epochs + 1):
         train_population_epoch(model, opt, tx, ty, gens, h.batch_size)
         score(epoch)
+        if progress is not None:
+            progress.advance()
     return acc, model.vectors()

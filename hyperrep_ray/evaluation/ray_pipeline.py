@@ -44,6 +44,7 @@ from hyperrep_ray.evaluation.finetune import (
     finetune_population,
     finetune_seeds,
 )
+from hyperrep_ray.progress import RunRef, current_run, reporting_to
 from hyperrep_ray.runtime import ensure_ray
 from hyperrep_ray.sampling.generate import sample_embeddings
 from hyperrep_ray.sampling.samplers import SAMPLERS
@@ -100,8 +101,10 @@ def _finetune_batch(
     record: list[int],
     seed: int,
     population: str,
+    run: RunRef | None = None,
 ) -> dict[str, np.ndarray]:
-    """Ray Data task: fine-tune one batch as one population, return one row per (sample, epoch)."""
+    """Ray Data task: fine-tune one batch as one population, return one row per (sample, epoch); a
+    progress line per batch (and ``progress/finetune_...`` in ``run``, the caller's MLflow run)."""
     import ray
 
     if isinstance(data, ray.ObjectRef):
@@ -109,16 +112,19 @@ def _finetune_batch(
     torch.set_num_threads(1)
     ids = np.asarray(batch["sample_id"], np.int64)
     w = np.asarray(batch["weights"], np.float32)
-    acc = finetune_population(
-        w,
-        data,
-        hyper,
-        epochs=max(record),
-        seeds=finetune_seeds(seed, ids),
-        record=record,
-        device=_device_for_worker(),
-        population_size=max(1, len(ids)),
-    )
+    label = f"fine-tune {population} samples {ids.min()}-{ids.max()}" if len(ids) else None
+    with reporting_to(run):
+        acc = finetune_population(
+            w,
+            data,
+            hyper,
+            epochs=max(record),
+            seeds=finetune_seeds(seed, ids),
+            record=record,
+            device=_device_for_worker(),
+            population_size=max(1, len(ids)),
+            label=label,
+        )
     b, r = acc.shape
     return {
         "population": np.full(b * r, population),
@@ -177,6 +183,7 @@ def _run(
             "record": record,
             "seed": int(seed),
             "population": str(population),
+            "run": current_run(),
         },
         compute=ray.data.TaskPoolStrategy(size=finetune_concurrency),
         num_cpus=1,

@@ -14,6 +14,7 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+import torch
 
 from hyperrep_ray.data.images import ImageData
 from hyperrep_ray.evaluation.ray_pipeline import baseline_from_scratch
@@ -22,6 +23,7 @@ from hyperrep_ray.experiments.data import zoo_hyper
 from hyperrep_ray.experiments.inputs import check_channels, check_epochs, check_methods, check_n
 from hyperrep_ray.experiments.populations import concat_rows, evaluate_samples, task_batch_size
 from hyperrep_ray.experiments.statistics import summarize_result
+from hyperrep_ray.progress import RunRef, current_run, reporting_to
 from hyperrep_ray.runtime import ensure_ray
 from hyperrep_ray.sampling.generate import load_anchors, sample_embeddings
 from hyperrep_ray.sampling.samplers import DEFAULT_BANDWIDTH, DEFAULT_GAN_EPOCHS, SAMPLERS, sample
@@ -29,6 +31,14 @@ from hyperrep_ray.sampling.samplers import DEFAULT_BANDWIDTH, DEFAULT_GAN_EPOCHS
 log = logging.getLogger(__name__)
 
 ROW_KEY = ["population", "finetune_epoch", "sample_id"]
+
+
+def sample_in_task(run: RunRef | None, method: str, *args: Any, **kwargs: Any) -> np.ndarray:
+    """:func:`~hyperrep_ray.sampling.samplers.sample` as a Ray task: one torch thread (the task holds
+    one CPU; two GANs side by side must not fight over cores) and progress lines into ``run``."""
+    torch.set_num_threads(1)
+    with reporting_to(run):
+        return sample(method, *args, **kwargs)
 
 
 def draw_samples(
@@ -42,10 +52,10 @@ def draw_samples(
 
     anchors, acc = load_anchors(ae_dir)
     ensure_ray()
-    task = ray.remote(num_cpus=1, max_retries=1)(sample)
-    anchors_ref, acc_ref = ray.put(anchors), ray.put(acc)
+    task = ray.remote(num_cpus=1, max_retries=1)(sample_in_task)
+    anchors_ref, acc_ref, run = ray.put(anchors), ray.put(acc), current_run()
     refs = {
-        m: task.remote(m, anchors_ref, acc_ref, n, seed, bandwidth=bandwidth, gan_epochs=gan_epochs)
+        m: task.remote(run, m, anchors_ref, acc_ref, n, seed, bandwidth=bandwidth, gan_epochs=gan_epochs)
         for m in methods
     }
     zs, names, notes = [], [], []

@@ -98,7 +98,10 @@ def _train_task(
 
     torch.set_num_threads(1)
     device = "cuda" if torch.cuda.is_available() and ray.get_gpu_ids() else "cpu"
-    _, final = finetune_population(w, data, hyper, epochs, seeds, [0], device=device, return_weights=True)
+    label = f"train {len(w)} models"
+    _, final = finetune_population(
+        w, data, hyper, epochs, seeds, [0], device=device, label=label, return_weights=True
+    )
     return final
 
 

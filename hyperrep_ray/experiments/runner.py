@@ -38,6 +38,7 @@ from hyperrep_ray.experiments.tracked import tracked_child
 from hyperrep_ray.experiments.transfer import transfer
 from hyperrep_ray.experiments.unseen_zoo import unseen_zoo
 from hyperrep_ray.io import write_json, write_text
+from hyperrep_ray.progress import Progress
 from hyperrep_ray.report.experiment_outputs import experiments_markdown, write_outputs
 from hyperrep_ray.runtime import cluster_has_gpus, ensure_ray
 from hyperrep_ray.sampling.samplers import DEFAULT_BANDWIDTH
@@ -326,14 +327,18 @@ def run_experiments(
     done: dict[str, ExperimentResult] = {}
     t_all = time.perf_counter()
     with tracking.run("experiments", params, tracking_uri, nested=nested, tags={"stage": "experiments"}):
-        for step in steps(s, done):
+        progress = Progress(len(EXPERIMENTS), "experiments", unit="experiments", every_s=0)
+        for i, step in enumerate(steps(s, done)):
+            progress.update(i)
             if step.compute is None:
                 summary["skipped"][step.name] = step.skipped
                 continue
+            print(f"[experiments] {step.name} ({i + 1}/{len(EXPERIMENTS)}) started", flush=True)
             draw = partial(computed_and_drawn, step.compute, out)
             result, seconds = tracked_child(step.name, draw, tracking_uri)
             record(summary, result, seconds)
             done[result.name] = result
             files[result.name] = result.files
+        progress.update(len(EXPERIMENTS))
         finish(summary, files, out, time.perf_counter() - t_all)
     return summary

@@ -7,10 +7,13 @@ reproducible on CPU.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import numpy as np
 import torch
 from torch import nn
 
+from hyperrep_ray.progress import Progress
 from hyperrep_ray.sampling.checks import check_anchors, check_n, finish
 
 __all__ = [
@@ -91,13 +94,16 @@ def train_latent_gan(
     batch_size: int = GAN_BATCH_SIZE,
     noise_dim: int = GAN_NOISE_DIM,
     device: str | torch.device = "cpu",
+    on_epoch: Callable[[int, LatentGenerator], None] | None = None,
 ) -> LatentGenerator:
     """Train S_GAN's generator on the anchors (Appendix E.2) and return it in eval mode.
 
     Non-saturating GAN loss with BCE-on-logits; Adam with the two time-scale rule (lr 1e-4 generator,
     2e-4 discriminator), one discriminator and one generator step per batch. An epoch is one shuffled
     pass over the anchors (last partial batch kept, so fewer than 32 anchors still train). Seeded
-    without touching the global torch RNG; bitwise reproducible on CPU.
+    without touching the global torch RNG; bitwise reproducible on CPU. A progress line with the time
+    left (:class:`~hyperrep_ray.progress.Progress`, metric ``progress/gan_epoch_<m>anchors``) every
+    20 s; ``on_epoch(epoch, generator)`` after every epoch (benchmarks score the generator there).
     """
     arr = check_anchors(anchors)
     if epochs < 0 or batch_size < 1:
@@ -115,7 +121,8 @@ def train_latent_gan(
     data = torch.as_tensor(arr, dtype=torch.float32, device=dev)
     gen.train()
     disc.train()
-    for _ in range(epochs):
+    progress = Progress(epochs, f"latent GAN ({m} anchors)", key=f"gan_epoch_{m}anchors")
+    for epoch in range(1, epochs + 1):
         perm = torch.randperm(m, generator=g_cpu).to(dev)
         d_sum = g_sum = 0.0
         n_batches = 0
@@ -140,6 +147,9 @@ def train_latent_gan(
             g_sum += float(loss_g.detach())
             n_batches += 1
         gen.loss_history.append((d_sum / n_batches, g_sum / n_batches))
+        progress.update(epoch)
+        if on_epoch is not None:
+            on_epoch(epoch, gen)
     return gen.eval()
 
 
