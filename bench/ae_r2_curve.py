@@ -8,6 +8,7 @@ whether a setting generalises or memorises.
 
     python bench/ae_r2_curve.py --zoo runs/qp/zoo \
         --set '{"compression": "sequence", "standardize": "coordinate"}'
+    python bench/ae_r2_curve.py --quick     # smoke preset, 4 epochs, on a smoke digits zoo (built if needed)
 """
 
 from __future__ import annotations
@@ -40,7 +41,8 @@ from hyperrep_ray.weightspace.tokens import token_layout, tokens_to_vectors, vec
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--zoo", required=True)
+    p.add_argument("--zoo", default=None, help="a weight store (default with --quick: a smoke digits zoo)")
+    p.add_argument("--quick", action="store_true", help="smoke preset, 4 epochs, R^2 every 2")
     p.add_argument("--preset", default="quick", choices=["smoke", "quick", "paper"])
     p.add_argument("--set", default="{}", help="JSON of AEConfig overrides")
     p.add_argument("--epochs", type=int, default=40)
@@ -59,7 +61,16 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         metavar="N",
         help="also decode N test models and report their mean test-image accuracy (and the originals')",
     )
-    return p.parse_args(argv)
+    args = p.parse_args(argv)
+    if args.quick:
+        args.preset, args.epochs, args.every = "smoke", 4, 2
+    if args.zoo is None:
+        if not args.quick:
+            p.error("--zoo is required (or --quick, which builds a smoke zoo)")
+        from _smoke import smoke_zoo
+
+        args.zoo = smoke_zoo()
+    return args
 
 
 def r2_hook(args: argparse.Namespace, cfg: AEConfig, data: AEData, score: Score | None):

@@ -8,6 +8,7 @@ distance and of the distance between two random anchors) next to the decoded mod
 accuracy. Explains why one sampler beats another.
 
     python bench/latent_geometry.py --ae runs/qp/ae --n 30
+    python bench/latent_geometry.py --quick     # a smoke autoencoder (built if needed)
 """
 
 from __future__ import annotations
@@ -78,12 +79,19 @@ def sampler_rows(args, bundle, z, acc, top, geo: dict[str, float], h: float) -> 
 
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--ae", required=True)
+    p.add_argument("--ae", default=None, help="an autoencoder directory (default with --quick: a smoke one)")
+    p.add_argument("--quick", action="store_true", help="without --ae: a smoke autoencoder (built if needed)")
     p.add_argument("--n", type=int, default=30)
     p.add_argument("--bandwidth", type=float, default=None, help="KDE bandwidth (default: the package's)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--out", help="also write the table to this file")
     args = p.parse_args(argv)
+    if args.ae is None:
+        if not args.quick:
+            p.error("--ae is required (or --quick, which builds a smoke autoencoder)")
+        from _smoke import smoke_ae
+
+        args.ae = smoke_ae()
 
     bundle = HyperRepresentation.load(args.ae)
     anchors = load_anchors(args.ae)

@@ -8,6 +8,7 @@ window, same neuron alignment), scored on the test split with the same R^2 as ``
 models, no autoencoder with that bottleneck is expected to do much better on this zoo.
 
     python bench/linear_bound.py --zoo runs/quick/zoo --window 6 10
+    python bench/linear_bound.py --quick     # on a smoke digits zoo (built if needed)
 """
 
 from __future__ import annotations
@@ -41,11 +42,18 @@ def main(argv: list[str] | None = None) -> int:
     from hyperrep_ray.config import ae_preset
 
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--zoo", required=True)
+    p.add_argument("--zoo", default=None, help="a weight store (default with --quick: a smoke digits zoo)")
+    p.add_argument("--quick", action="store_true", help="without --zoo: on a smoke digits zoo")
     p.add_argument("--window", type=int, nargs=2, default=(6, 10), metavar=("LO", "HI"))
     p.add_argument("--k", type=int, nargs="+", default=[16, 48, 128, 256, 512])
     p.add_argument("--out", help="also write the table to this Markdown file")
     args = p.parse_args(argv)
+    if args.zoo is None:
+        if not args.quick:
+            p.error("--zoo is required (or --quick, which builds a smoke zoo)")
+        from _smoke import smoke_zoo
+
+        args.zoo = smoke_zoo()
 
     lines = ["# Linear (PCA) bound of test-split reconstruction R^2", "", *machine_lines(), ""]
     lines += ["| neuron alignment | train checkpoints | k | train R² | test R² | s |"]
