@@ -35,12 +35,14 @@ from hyperrep_ray.autoencoder.data import prepare_ae_data
 from hyperrep_ray.config import AEConfig, ConfigError, ae_preset
 from hyperrep_ray.data.zoo_images import images_for_zoo
 from hyperrep_ray.io import write_json
+from hyperrep_ray.progress import RunRef
 from hyperrep_ray.runtime import ensure_ray
 from hyperrep_ray.tune import results
 from hyperrep_ray.tune.config import SweepConfig
 from hyperrep_ray.tune.mlflow_callback import sweep_logger
 from hyperrep_ray.tune.objective import OBJECTIVE, SampledAccuracyHook, TrialSetup, sweep_trial, trial_name
 from hyperrep_ray.tune.space import default_point, search_space
+from hyperrep_ray.tune.trial_progress import trial_progress
 
 __all__ = ["SweepInterrupted", "SweepPlan", "run_sweep"]
 
@@ -418,7 +420,9 @@ def run_sweep(
             tuner = restore_tuner(plan, trainable)
         else:
             logger = sweep_logger(parent.tracking_uri, parent.experiment_id, parent.run_id)
-            tuner = new_tuner(plan, trainable, max_concurrent, [logger, *callbacks], verbose)
+            run = RunRef(parent.tracking_uri, parent.run_id)
+            shown = trial_progress(plan.epochs, config.num_samples, run)
+            tuner = new_tuner(plan, trainable, max_concurrent, [logger, shown, *callbacks], verbose)
         summary = fit_and_report(plan, tuner, parent, t0)
         status = "FINISHED"
         return summary
