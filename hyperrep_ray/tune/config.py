@@ -10,7 +10,7 @@ from pydantic import Field, field_validator, model_validator
 
 from hyperrep_ray.config import PresetName, StrictModel
 from hyperrep_ray.tune.objective import DEFAULT_BANDWIDTHS, bandwidth_key
-from hyperrep_ray.tune.space import SearchPoint
+from hyperrep_ray.tune.space import TUNABLE_SAMPLERS, SearchPoint
 
 
 class SweepConfig(StrictModel):
@@ -38,7 +38,16 @@ class SweepConfig(StrictModel):
     bandwidths: tuple[float, ...] = Field(
         DEFAULT_BANDWIDTHS, description="KDE bandwidths evaluated per trial (sorted, deduplicated)"
     )
-    n_samples: int = Field(32, ge=1, description="kde30 samples per bandwidth")
+    n_samples: int = Field(
+        32, ge=1, description="samples per evaluation (per bandwidth for the KDE samplers)"
+    )
+    samplers: tuple[str, ...] = Field(
+        ("kde30", "kde-joint30", "flow"),
+        description="samplers the space chooses among (the first: the default trial's); see TUNABLE_SAMPLERS",
+    )
+    min_r2: float = Field(
+        0.0, description="validation R^2 a trial must reach; below it its objective is penalised by 1"
+    )
     seed: int = 0
     max_concurrent: int | None = Field(None, ge=1, description="at most this many trials at once")
     early_stopping: bool = Field(True, description="ASHA stops unpromising trials early")
@@ -56,6 +65,14 @@ class SweepConfig(StrictModel):
         if len({bandwidth_key(h) for h in bandwidths}) < len(bandwidths):
             raise ValueError(f"bandwidths must differ in their first 3 significant digits, got {bandwidths}")
         return bandwidths
+
+    @field_validator("samplers")
+    @classmethod
+    def _known_samplers(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        unknown = [m for m in value if m not in TUNABLE_SAMPLERS]
+        if not value or unknown:
+            raise ValueError(f"samplers must be among {TUNABLE_SAMPLERS}, got {list(value)}")
+        return tuple(dict.fromkeys(value))
 
     @model_validator(mode="after")
     def _some_resources(self) -> SweepConfig:

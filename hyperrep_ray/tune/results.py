@@ -15,8 +15,8 @@ from typing import Any
 
 from hyperrep_ray.config import AEConfig
 from hyperrep_ray.io import atomic_path, write_json
-from hyperrep_ray.tune.objective import OBJECTIVE, R2_METRIC, is_finite_number
-from hyperrep_ray.tune.space import TUNED_FIELDS, trial_ae_config, tuned_values
+from hyperrep_ray.tune.objective import OBJECTIVE, R2_METRIC, RAW_OBJECTIVE, is_finite_number
+from hyperrep_ray.tune.space import DEFAULT_SAMPLER, TUNED_FIELDS, trial_ae_config, tuned_values
 
 TRIALS_CSV = "trials.csv"
 BEST_CONFIG_JSON = "best_config.json"
@@ -65,8 +65,13 @@ def trial_row(
         "trial_id": tid,
         "status": trial_status(statuses.get(tid), m, epochs),
         **{k: tuned.get(k) for k in TUNED_FIELDS},
+        "sampler": cfg.get("sampler", DEFAULT_SAMPLER),
         "h": m.get("best_bandwidth"),
         "objective": m.get(OBJECTIVE),
+        "novel_accuracy": m.get(RAW_OBJECTIVE),
+        "novel_share": m.get("novel_share_val"),
+        "sampled_accuracy": m.get("sampled_accuracy_val"),
+        "required_novelty": m.get("required_novelty"),
         "reconstruction_r2_val": m.get(R2_METRIC),
         "epochs_run": m.get("epoch"),
         "is_default": all(cfg.get(k) == v for k, v in default.items()),
@@ -145,7 +150,7 @@ def write_best(
     write_json(
         out_dir / BEST_SAMPLING_JSON,
         {
-            "method": "kde30",
+            "method": best.get("sampler", DEFAULT_SAMPLER),
             "bandwidth": best["h"],
             OBJECTIVE: best["objective"],
             "trial_id": best["trial_id"],

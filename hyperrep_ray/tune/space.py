@@ -2,19 +2,28 @@
 
 Beta is searched through ``one_minus_beta`` so that a log-uniform draw spends as much effort near 0.999
 as near 0.9; the widths are searched at 0.5x, 1x and 2x the preset so the preset itself is a point.
+The levers that decide whether sampled models are new *and* good are searched too: the latent
+penalty, the input standardisation, the behavioural-loss weight and the sampler (``sampler`` is not an
+AEConfig field: the objective draws with it).
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import Field
 
 from hyperrep_ray.config import AEConfig, StrictModel, make_config
 
 #: AEConfig fields the sweep searches (beta through ``one_minus_beta``).
-TUNED_FIELDS = ("beta", "d_token", "d_hidden", "d_z", "lr")
+TUNED_FIELDS = ("beta", "d_token", "d_hidden", "d_z", "lr", "z_penalty", "standardize", "behaviour_weight")
+#: Samplers a sweep may choose among (cheap enough to run at every evaluation of a trial).
+TUNABLE_SAMPLERS = ("kde30", "kde-joint30", "kde30-code", "flow")
+DEFAULT_SAMPLER = "kde30"
+Z_PENALTIES = (0.0, 0.3, 1.0, 3.0)
+STANDARDIZE = ("none", "layer", "coordinate")
+BEHAVIOUR_WEIGHTS = (0.0, 1.0, 10.0)
 
 
 class SearchPoint(StrictModel):
@@ -25,6 +34,10 @@ class SearchPoint(StrictModel):
     d_hidden: int = Field(ge=1)
     d_z: int = Field(ge=1)
     lr: float = Field(gt=0)
+    z_penalty: float = Field(0.0, ge=0)
+    standardize: Literal["none", "layer", "coordinate"] = "none"
+    behaviour_weight: float = Field(0.0, ge=0)
+    sampler: Literal["kde30", "kde-joint30", "kde30-code", "flow"] = "kde30"
 
 
 def scaled_choices(value: int, multiple: int = 1, factors: Sequence[float] = (0.5, 1.0, 2.0)) -> list[int]:
@@ -34,13 +47,19 @@ def scaled_choices(value: int, multiple: int = 1, factors: Sequence[float] = (0.
     return sorted(out)
 
 
-def search_space(base: AEConfig) -> dict[str, Any]:
+def search_space(base: AEConfig, samplers: Sequence[str] = (DEFAULT_SAMPLER,)) -> dict[str, Any]:
     """Tune search space around the preset ``base``: beta via 1 - beta log-uniform in [0.001, 0.5]
-    (beta 0.5 .. 0.999), d_token / d_hidden / d_z at 0.5x, 1x, 2x the preset, lr log-uniform in
-    [lr / 10, 3 lr]."""
+    (beta 0.5 .. 0.999), d_token / d_hidden / d_z at 0.5x, 1x, 2x the preset (quick: d_z 128..512),
+    lr log-uniform in [lr / 10, 3 lr]; z_penalty, standardize and behaviour_weight among
+    :data:`Z_PENALTIES`, :data:`STANDARDIZE`, :data:`BEHAVIOUR_WEIGHTS` (with the preset's own value);
+    the sampler among ``samplers``."""
     from ray import tune
 
     return {
+        "z_penalty": tune.choice(sorted({*Z_PENALTIES, base.z_penalty})),
+        "standardize": tune.choice(list(STANDARDIZE)),
+        "behaviour_weight": tune.choice(sorted({*BEHAVIOUR_WEIGHTS, base.behaviour_weight})),
+        "sampler": tune.choice(list(samplers)),
         "one_minus_beta": tune.loguniform(1e-3, 0.5),
         "d_token": tune.choice(scaled_choices(base.d_token, base.n_heads)),
         "d_hidden": tune.choice(scaled_choices(base.d_hidden, 8 if base.d_hidden >= 16 else 1)),
@@ -49,9 +68,13 @@ def search_space(base: AEConfig) -> dict[str, Any]:
     }
 
 
-def default_point(base: AEConfig) -> dict[str, Any]:
+def default_point(base: AEConfig, sampler: str = DEFAULT_SAMPLER) -> dict[str, Any]:
     """The preset's own values, as a point of :func:`search_space` (the sweep's first trial)."""
     return {
+        "z_penalty": base.z_penalty,
+        "standardize": base.standardize,
+        "behaviour_weight": base.behaviour_weight,
+        "sampler": sampler,
         "one_minus_beta": round(1.0 - base.beta, 12),
         "d_token": base.d_token,
         "d_hidden": base.d_hidden,
@@ -61,8 +84,11 @@ def default_point(base: AEConfig) -> dict[str, Any]:
 
 
 def tuned_values(params: Mapping[str, Any]) -> dict[str, Any]:
-    """The :data:`TUNED_FIELDS` values of a point of the space (beta from ``one_minus_beta``)."""
+    """The :data:`TUNED_FIELDS` values of a point of the space (beta from ``one_minus_beta``); the
+    levers a point leaves out (points written before they were searched) keep the config's values."""
+    levers = {k: params[k] for k in ("z_penalty", "standardize", "behaviour_weight") if k in params}
     return {
+        **levers,
         "beta": round(1.0 - float(params["one_minus_beta"]), 12),
         "d_token": int(params["d_token"]),
         "d_hidden": int(params["d_hidden"]),

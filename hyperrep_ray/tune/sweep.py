@@ -40,9 +40,17 @@ from hyperrep_ray.runtime import ensure_ray
 from hyperrep_ray.tune import results
 from hyperrep_ray.tune.config import SweepConfig
 from hyperrep_ray.tune.mlflow_callback import sweep_logger
-from hyperrep_ray.tune.objective import OBJECTIVE, SampledAccuracyHook, TrialSetup, sweep_trial, trial_name
+from hyperrep_ray.tune.objective import (
+    OBJECTIVE,
+    SampledAccuracyHook,
+    TrialSetup,
+    required_novelty,
+    sweep_trial,
+    trial_name,
+)
 from hyperrep_ray.tune.space import default_point, search_space
 from hyperrep_ray.tune.trial_progress import trial_progress
+from hyperrep_ray.weightspace.novelty import wrong_masks
 
 __all__ = ["SweepInterrupted", "SweepPlan", "run_sweep"]
 
@@ -90,6 +98,8 @@ class SweepPlan:
             "base_config": self.base.model_dump(mode="json"),
             "bandwidths": list(c.bandwidths),
             "n_samples": int(c.n_samples),
+            "samplers": list(c.samplers),
+            "min_r2": float(c.min_r2),
             "seed": int(c.seed),
             "search": c.resolved_search(),
             "workers_per_trial": int(c.workers_per_trial),
@@ -160,8 +170,10 @@ def trial_setup(plan: SweepPlan) -> TrialSetup:
     c, base = plan.config, plan.base
     lo, hi = base.epochs_window
     print(f"[tune] preparing the {c.preset} autoencoder data of {c.zoo} (zoo epochs {lo}..{hi})")
-    data = prepare_ae_data(c.zoo, base)
+    # query images for trials the space gives a behavioural loss (behaviour_weight is searched)
+    data = prepare_ae_data(c.zoo, base.model_copy(update={"behaviour_weight": 1.0}), data_root=c.data_root)
     val_x, val_y = validation_images(plan.zoo_meta, c.data_root, c.seed)
+    ref_masks = wrong_masks(data.weights["train"], val_x, val_y, data.activation)
     hook = SampledAccuracyHook(
         anchors_w=data.weights["train"],
         anchor_accuracy=data.meta["train"]["train_acc"].to_numpy(np.float64),
@@ -172,6 +184,10 @@ def trial_setup(plan: SweepPlan) -> TrialSetup:
         bandwidths=c.bandwidths,
         n_samples=c.n_samples,
         seed=c.seed,
+        ref_masks=ref_masks,
+        required=required_novelty(data.weights["val"], ref_masks, val_x, val_y, data.activation),
+        min_r2=c.min_r2,
+        method=c.samplers[0],
     )
     return TrialSetup(
         base=base.model_dump(mode="json"),
@@ -262,11 +278,11 @@ def new_tuner(
     c = plan.config
     return tune.Tuner(
         trainable,
-        param_space=search_space(plan.base),
+        param_space=search_space(plan.base, c.samplers),
         tune_config=tune.TuneConfig(
             metric=OBJECTIVE,
             mode="max",
-            search_alg=search_algorithm(c, c.points(default_point(plan.base))),
+            search_alg=search_algorithm(c, c.points(default_point(plan.base, c.samplers[0]))),
             scheduler=scheduler(c.early_stopping, plan.epochs, plan.base.eval_every),
             num_samples=c.num_samples,
             max_concurrent_trials=max_concurrent,
@@ -322,7 +338,9 @@ def restore_tuner(plan: SweepPlan, trainable: Any) -> Any:
 def collect_rows(plan: SweepPlan, result_grid: Any) -> tuple[list[dict[str, Any]], int]:
     """(every trial's row, how many trials finished, failed ones included)."""
     statuses = results.trial_statuses(plan.exp_path)
-    rows = results.trial_rows(result_grid, statuses, plan.epochs, default_point(plan.base))
+    rows = results.trial_rows(
+        result_grid, statuses, plan.epochs, default_point(plan.base, plan.config.samplers[0])
+    )
     return rows, sum(s in ("TERMINATED", "ERROR") for s in statuses.values())
 
 

@@ -1,8 +1,17 @@
-"""The objective hook: fresh sampled accuracy at the epochs that measured R^2, the latest value between."""
+"""The objective hook: fresh values at the epochs that measured R^2, the latest between; novel accuracy
+and the R^2 constraint."""
 
 import numpy as np
+import pytest
 
-from hyperrep_ray.tune.objective import OBJECTIVE, R2_METRIC, SampledAccuracyHook, bandwidth_key
+from hyperrep_ray.tune.objective import (
+    OBJECTIVE,
+    R2_METRIC,
+    R2_PENALTY,
+    RAW_OBJECTIVE,
+    SampledAccuracyHook,
+    bandwidth_key,
+)
 
 
 class CountingHook(SampledAccuracyHook):
@@ -43,3 +52,22 @@ def test_bandwidth_keys_have_three_significant_digits():
         bandwidth_key(0.002) == "sampled_accuracy_h0.002"
         and bandwidth_key(0.0123456) == "sampled_accuracy_h0.0123"
     )
+
+
+def test_novel_accuracy_counts_copies_of_a_train_checkpoint_as_zero():
+    from hyperrep_ray.tune.objective import novel_accuracy
+
+    ref = np.array([[1, 1, 0, 0, 0, 0, 0, 0], [0, 0, 1, 1, 0, 0, 0, 0]], bool)  # train checkpoints' errors
+    copy = ref[0]  # accuracy 0.75, novelty 0
+    new = np.array([0, 0, 0, 0, 1, 1, 0, 0], bool)  # accuracy 0.75, novelty 1
+    value, share, accuracy = novel_accuracy(np.stack([copy, new]), ref, required=0.5)
+    assert (value, share, accuracy) == (0.375, 0.5, 0.75)
+    assert novel_accuracy(np.stack([copy, new]), ref, required=0.0)[0] == 0.75, "novelty 0 meets 0"
+
+
+def test_a_trial_below_the_minimum_r2_is_penalised():
+    h = SampledAccuracyHook(np.zeros((3, 4), np.float32), np.zeros(3), None, None, "tanh", 1, min_r2=0.1)
+    assert h.constrained({OBJECTIVE: 0.6, R2_METRIC: 0.05})[OBJECTIVE] == pytest.approx(0.6 - R2_PENALTY)
+    met = h.constrained({OBJECTIVE: 0.6, R2_METRIC: 0.2})
+    assert met[OBJECTIVE] == 0.6 and met[RAW_OBJECTIVE] == 0.6 and met["r2_constraint_met"] == 1.0
+    assert h.constrained({OBJECTIVE: 0.6, R2_METRIC: float("nan")})[OBJECTIVE] < 0, "NaN R^2 misses it"

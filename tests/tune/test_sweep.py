@@ -17,14 +17,28 @@ from hyperrep_ray.cli.main import build_parser
 from hyperrep_ray.cli.train_ae import ae_config
 from hyperrep_ray.config import AEConfig, ConfigError, ae_preset
 from hyperrep_ray.tune.config import SweepConfig
-from hyperrep_ray.tune.objective import OBJECTIVE
+from hyperrep_ray.tune.objective import OBJECTIVE, R2_PENALTY
 from hyperrep_ray.tune.space import TUNED_FIELDS, default_point
 from hyperrep_ray.tune.sweep import SweepInterrupted, run_sweep
 
 pytestmark = pytest.mark.slow
 
 BANDWIDTHS = (0.01, 0.1, 1.0)
+# the flow sampler trains a network at every evaluation: left out to keep these trials tiny
 TINY = {"preset": "smoke", "max_epochs": 2, "bandwidths": BANDWIDTHS, "n_samples": 8}
+TINY["samplers"] = ("kde30", "kde-joint30")
+
+
+def _constrained(row: dict[str, str], min_r2: float = 0.0) -> bool:
+    """The objective is the novel accuracy (in [0, 1]), minus the penalty when R^2 misses ``min_r2``."""
+    raw, r2 = float(row["novel_accuracy"]), float(row["reconstruction_r2_val"])
+    expected = raw - R2_PENALTY if r2 < min_r2 else raw
+    share = float(row["novel_share"])
+    return (
+        0.0 <= raw <= float(row["sampled_accuracy"]) <= 1.0
+        and 0.0 <= share <= 1.0
+        and float(row["objective"]) == pytest.approx(expected, abs=1e-12)
+    )
 
 
 def tiny_sweep(zoo: str, out, **values) -> SweepConfig:
@@ -83,8 +97,12 @@ def test_smoke_sweep_writes_a_best_config_that_train_ae_accepts(smoke_sweep, tin
     assert best["epochs"] == ae_preset("smoke").epochs
     sampling = json.loads((out / "best_sampling.json").read_text())
     assert sampling["bandwidth"] in BANDWIDTHS and sampling["trial_id"] == top["trial_id"]
-    assert 0.0 <= sampling[OBJECTIVE] <= 1.0
-    assert {"beta", "d_token", "h", "objective", "reconstruction_r2_val", "status"} <= set(rows[0])
+    assert sampling[OBJECTIVE] == pytest.approx(float(top["objective"])) and _constrained(top)
+    assert sampling["method"] == top["sampler"] in TINY["samplers"]
+    assert {"beta", "d_token", "h", "objective", "reconstruction_r2_val", "status", "sampler"} <= set(rows[0])
+    assert {"z_penalty", "standardize", "behaviour_weight", "novel_accuracy", "required_novelty"} <= set(
+        rows[0]
+    )
 
 
 def _finished(rows):
@@ -110,7 +128,12 @@ def test_the_default_trial_has_the_presets_values_and_the_gain_is_recomputable(s
     assert len(defaults) == 1 and summary["default"]["trial_id"] == defaults[0]["trial_id"]
     preset = ae_preset("smoke")
     for k in TUNED_FIELDS:  # the preset's values, as the trial recorded them in trials.csv
-        assert float(defaults[0][k]) == pytest.approx(float(getattr(preset, k)), rel=1e-9), k
+        value = getattr(preset, k)
+        if isinstance(value, str):
+            assert defaults[0][k] == value, k
+        else:
+            assert float(defaults[0][k]) == pytest.approx(float(value), rel=1e-9), k
+    assert defaults[0]["sampler"] == TINY["samplers"][0]
     best = max(float(r["objective"]) for r in _finished(rows))
     assert summary["gain_over_default"] == pytest.approx(best - float(defaults[0]["objective"]), abs=1e-12)
 
@@ -123,7 +146,7 @@ def test_a_diverging_trial_fails_alone(smoke_sweep):
     assert failed[0]["error"].startswith("diverged")
     others = [r for r in rows if r["status"] != "failed"]
     assert len(others) == 2 and {r["status"] for r in others} <= {"completed", "stopped_early"}
-    assert all(0.0 <= float(r["objective"]) <= 1.0 and float(r["h"]) in BANDWIDTHS for r in others)
+    assert all(_constrained(r) and float(r["h"]) in BANDWIDTHS for r in others)
     assert all(math.isfinite(float(r["reconstruction_r2_val"])) for r in others)
     assert summary["trials_failed"] == 1
 
@@ -208,4 +231,4 @@ def test_a_multi_worker_trial_trains_with_ray_train(tmp_path, tiny_zoo, ray_sess
     summary = run_sweep(config, tracking_uri=tune_mlflow, verbose=0)
     (row,) = _rows(tmp_path / "sweep")
     assert row["status"] == "completed" and int(row["epochs_run"]) == 2, row["error"]
-    assert 0.0 <= float(row["objective"]) <= 1.0 and summary["best"]["trial_id"] == row["trial_id"]
+    assert _constrained(row) and summary["best"]["trial_id"] == row["trial_id"]
