@@ -176,7 +176,8 @@ def test_gan_trains_and_samples(anchors):
 def test_registry_and_unknown_method(anchors, accuracies):
     assert S.SAMPLERS["kde30"] == "S_KDE30" and S.SAMPLERS["counterfactual"] == "S_C"
     assert S.SAMPLERS["kde30-code"] == "S_KDE30code"
-    assert len(S.SAMPLERS) == 11
+    assert S.SAMPLERS["flow"] == "S_FLOW" and S.SAMPLERS["flow-top10"] == "S_FLOWtop10"
+    assert len(S.SAMPLERS) == 13
     with pytest.raises(ValueError, match="valid methods: uniform, counterfactual"):
         S.sample("vae", anchors, accuracies, 5, 0)
     with pytest.raises(ValueError, match="accuracies"):
