@@ -21,6 +21,7 @@ from hyperrep_ray.autoencoder.model import AEArchitecture, HyperAutoencoder
 from hyperrep_ray.config import AEConfig
 from hyperrep_ray.io import write_json, write_npz, write_with
 from hyperrep_ray.weightspace.tokens import token_layout, tokens_to_vectors, vectors_to_tokens
+from hyperrep_ray.zoo.weights_io import load_error_reason
 
 #: The files that make a directory a trained autoencoder (written by :meth:`HyperRepresentation.save`).
 BUNDLE_FILES = ("model.pt", "ae.json", "normalisation.npz")
@@ -147,9 +148,9 @@ class HyperRepresentation:
                 state.setdefault(name, getattr(model, name))
             model.load_state_dict(state)
         except Exception as e:  # unreadable, not a state_dict, or another architecture's
-            why = (str(e).strip().splitlines() or [type(e).__name__])[0][:200]
             raise NotABundleError(
-                f"{d / 'model.pt'} is not the weights `hyperrep train-ae` saved for this ae.json ({why}); "
+                f"{d / 'model.pt'} is not the weights `hyperrep train-ae` saved for this ae.json "
+                f"({load_error_reason(e)}); "
                 f"retrain the autoencoder or copy its directory again"
             ) from None
         model.to(device).eval()

@@ -6,6 +6,8 @@ these helpers so one file format serves both directions.
 
 from __future__ import annotations
 
+import pickle
+import re
 from pathlib import Path
 from typing import Any
 
@@ -37,6 +39,18 @@ class WeightsFileError(ValueError):
     """A weights file that is not a finite zoo-CNN state_dict (the file is named in the message)."""
 
 
+def load_error_reason(error: BaseException) -> str:
+    """Why a weights file did not load, in a few words. torch's weights_only refusal (the file holds
+    Python objects besides tensors) is said plainly, without torch's advice to load it unsafely."""
+    if isinstance(error, pickle.UnpicklingError) and "Weights only load failed" in str(error):
+        return "it holds Python objects besides tensors, which are refused: loading them could run code"
+    text = re.sub(r"\x1b\[[0-9;]*m", "", str(error)).strip()
+    first = text.splitlines()[0] if text else ""
+    if " " not in first:  # a bare key, offset or nothing: only the type says what went wrong
+        return f"unrecognised content: {type(error).__name__} {first}".strip()
+    return first[:200]
+
+
 def read_state_dict(path: Path) -> tuple[dict[str, Any], dict[str, str]]:
     """(tensors by name, metadata) of a .safetensors file or a ``torch.save``d state_dict; the .pt
     path is read with ``weights_only=True`` (tensors and containers only: loading runs no code)."""
@@ -49,9 +63,8 @@ def read_state_dict(path: Path) -> tuple[dict[str, Any], dict[str, str]]:
         sd = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as e:  # any failure to parse means the same thing to the user
         kind = "safetensors file" if path.suffix == ".safetensors" else "PyTorch state_dict (torch.save)"
-        why = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
         raise WeightsFileError(
-            f"{path} is not a readable {kind} ({why[:200]}); pass zoo-CNN weights written by "
+            f"{path} is not a readable {kind} ({load_error_reason(e)}); pass zoo-CNN weights written by "
             f"`hyperrep generate` or torch.save(model.state_dict(), path)"
         ) from None
     if not isinstance(sd, dict) or not all(isinstance(v, torch.Tensor) for v in sd.values()):

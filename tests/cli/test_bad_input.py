@@ -89,6 +89,8 @@ def test_predict_refuses_bad_weight_files(ae_copy, good_model, tmp_path, capsys)
     fails(["predict", "--ae", ae, empty], capsys, "empty.safetensors is not a readable safetensors")
     (tmp_path / "empty.pt").write_bytes(b"")
     fails(["predict", "--ae", ae, str(tmp_path / "empty.pt")], capsys, "empty.pt is not a readable PyTorch")
+    (tmp_path / "junk.pt").write_bytes(b"junk bytes")
+    fails(["predict", "--ae", ae, str(tmp_path / "junk.pt")], capsys, "junk.pt is not a readable PyTorch")
     torch.save(torch.zeros(3), tmp_path / "tensor.pt")
     fails(["predict", "--ae", ae, str(tmp_path / "tensor.pt")], capsys, "holds a Tensor, not a state_dict")
     rgb = save_weights(np.zeros(num_params(3), np.float32), tmp_path / "rgb.safetensors")
@@ -99,7 +101,9 @@ def test_predict_refuses_bad_weight_files(ae_copy, good_model, tmp_path, capsys)
 def test_planted_files_run_no_code(ae_copy, good_model, tiny_zoo, tmp_path, capsys):
     marker = tmp_path / "planted_marker"
     torch.save(Planted(marker), tmp_path / "evil.pt")  # a real torch.save file holding the payload
-    fails(["predict", "--ae", str(ae_copy), str(tmp_path / "evil.pt")], capsys, "evil.pt is not a readable")
+    evil = ["predict", "--ae", str(ae_copy), str(tmp_path / "evil.pt")]
+    line = fails(evil, capsys, "evil.pt is not a readable")
+    assert "Python objects besides tensors, which are refused" in line and "\x1b" not in line
     assert not marker.exists()
 
     (ae_copy / "probes.pkl").write_bytes(pickle.dumps(Planted(marker)))
@@ -110,7 +114,7 @@ def test_planted_files_run_no_code(ae_copy, good_model, tiny_zoo, tmp_path, caps
 
     torch.save(Planted(marker), ae_copy / "model.pt")
     line = fails(["predict", "--ae", str(ae_copy), str(good_model)], capsys, "model.pt is not the weights")
-    assert "retrain" in line
+    assert "retrain" in line and "Python objects besides tensors" in line and "trust" not in line
     out = tmp_path / "z.parquet"
     fails(
         ["embed", "--ae", str(ae_copy), "--zoo", tiny_zoo, "--out", str(out)], capsys, "model.pt is not the"
