@@ -143,6 +143,37 @@ def assign_splits(num_models: int, fractions: Sequence[float], seed: int) -> lis
     return [str(s) for s in splits]
 
 
+def empty_splits(num_models: int, fractions: Sequence[float], seed: int) -> list[str]:
+    """The splits that get no model although their fraction is positive (a zoo too small to split)."""
+    got = set(assign_splits(num_models, fractions, seed))
+    return [s for s, f in zip(SPLITS, fractions, strict=True) if f > 0 and s not in got]
+
+
+def models_for_every_split(fractions: Sequence[float], seed: int) -> int:
+    """The smallest zoo whose every split with a positive fraction gets a model (6 for 70/15/15)."""
+    n = 1
+    while empty_splits(n, fractions, seed):
+        n += 1
+    return n
+
+
+def split_too_small(meta: dict[str, Any], needed: Sequence[str] = ("train", "val")) -> str | None:
+    """Why the zoo described by ``meta`` (its zoo.json) cannot be split into ``needed``, or None."""
+    rule = meta.get("split_rule") or {}
+    fractions = [float(rule.get("fractions", {}).get(s, 0.0)) for s in SPLITS]
+    if "num_models" not in meta or not any(fractions):
+        return None
+    n, seed = int(meta["num_models"]), int(rule.get("seed", 0))
+    missing = [s for s in empty_splits(n, fractions, seed) if s in needed]
+    if not missing:
+        return None
+    return (
+        f"{n} model(s) leave the {' and '.join(missing)} split empty (models are split "
+        f"{'/'.join(f'{round(100 * f)}' for f in fractions)} %); train a zoo of at least "
+        f"{models_for_every_split(fractions, seed)} models"
+    )
+
+
 # ---------------------------------------------------------------- shards
 
 

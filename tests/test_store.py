@@ -55,6 +55,20 @@ def test_split_is_by_model_70_15_15_and_deterministic():
     assert s != store.assign_splits(1000, (0.7, 0.15, 0.15), 1)
 
 
+def test_zoos_too_small_for_the_split_are_named():
+    assert [store.empty_splits(n, (0.7, 0.15, 0.15), 0) for n in (1, 3, 5, 6)] == [
+        ["val", "test"],
+        ["val"],
+        ["test"],
+        [],
+    ]
+    assert store.models_for_every_split((0.7, 0.15, 0.15), 0) == 6
+    assert store.empty_splits(3, (1.0, 0.0, 0.0), 0) == [], "a split with fraction 0 is not missing"
+    rule = {"fractions": {"train": 0.7, "val": 0.15, "test": 0.15}, "seed": 0}
+    assert "leave the val split empty" in store.split_too_small({"num_models": 2, "split_rule": rule})
+    assert store.split_too_small({"num_models": 5, "split_rule": rule}) is None  # test empty: no AE need
+
+
 def test_round_trip_schema_and_filters(tmp_path):
     weights, metrics, splits = _fake_zoo(tmp_path)
     schema = pq.read_schema(store.shard_path(str(tmp_path), 0))

@@ -6,10 +6,10 @@ import argparse
 from typing import Any
 
 from hyperrep_ray.autoencoder.stage import run_ae_stage
-from hyperrep_ray.cli.common import add_epochs_window, add_tracking, overrides
+from hyperrep_ray.cli.common import CommandError, add_epochs_window, add_tracking, overrides
 from hyperrep_ray.cli.out_lock import held_out
 from hyperrep_ray.config import PRESETS, AEConfig, ae_preset, load_json_config
-from hyperrep_ray.store import read_zoo_meta
+from hyperrep_ray.store import read_zoo_meta, split_too_small
 
 NAME = "train-ae"
 
@@ -66,7 +66,11 @@ def print_metrics(metrics: dict[str, Any]) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    cfg = ae_config(args, read_zoo_meta(args.zoo)["dataset"])
+    meta = read_zoo_meta(args.zoo)
+    too_small = split_too_small(meta)
+    if too_small:  # before Ray starts: the autoencoder trains on train models, keeps the best on val
+        raise CommandError(f"the zoo at {args.zoo} is too small for the autoencoder: {too_small}")
+    cfg = ae_config(args, meta["dataset"])
     with held_out(args.out, f"hyperrep train-ae --out {args.out}"):
         metrics = run_ae_stage(
             args.zoo, args.out, cfg, args.tracking_uri, resume=args.resume, data_root=args.data_root

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import argparse
+import sys
 from typing import Any
 
 from hyperrep_ray.cli.common import add_tracking, overrides
 from hyperrep_ray.cli.out_lock import held_out
 from hyperrep_ray.config import PRESETS, ZooConfig, load_json_config, zoo_preset
+from hyperrep_ray.store import empty_splits, models_for_every_split
 from hyperrep_ray.zoo.cnn import INITS
 from hyperrep_ray.zoo.figures import zoo_summary_markdown
 from hyperrep_ray.zoo.stage import run_zoo_stage
@@ -75,8 +77,21 @@ def zoo_config(args: argparse.Namespace) -> ZooConfig:
     return zoo_preset(args.preset, values.pop("dataset", args.dataset), **values)
 
 
+def warn_small_zoo(cfg: ZooConfig) -> None:
+    """A zoo too small for its split trains, but `hyperrep train-ae` will refuse it: say so first."""
+    empty = empty_splits(cfg.num_models, cfg.split_fractions, cfg.split_seed)
+    if empty:
+        need = models_for_every_split(cfg.split_fractions, cfg.split_seed)
+        print(
+            f"hyperrep zoo: warning: {cfg.num_models} model(s) leave the {' and '.join(empty)} split "
+            f"empty; the autoencoder needs train and val models (--models {need} or more fills every split)",
+            file=sys.stderr,
+        )
+
+
 def run(args: argparse.Namespace) -> int:
     cfg = zoo_config(args)
+    warn_small_zoo(cfg)
     with held_out(args.out, f"hyperrep zoo --out {args.out}"):
         result, summary = run_zoo_stage(cfg, args.out, args.tracking_uri, progress=not args.no_progress)
     print(zoo_summary_markdown(summary, SHOWN_EPOCHS))
