@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from hyperrep_ray import remote_out, tracking
+from hyperrep_ray.autoencoder.registry import pipeline_alias
 from hyperrep_ray.autoencoder.stage import run_ae_stage
 from hyperrep_ray.config import (
     PRESETS,
@@ -162,8 +163,13 @@ def _run_held(
     if remote:
         summary["remote_out"] = remote
     t_all = time.perf_counter()
+    note = f"Pipeline {preset}: zoo -> autoencoders -> experiments -> report, in {root}"
     with tracking.run(
-        f"pipeline-{preset}", {"preset": preset, "out": str(root)}, tracking_uri, tags={"stage": "pipeline"}
+        f"pipeline-{preset}",
+        {"preset": preset, "out": str(root)},
+        tracking_uri,
+        tags={"stage": "pipeline"},
+        description=note,
     ) as parent:
         summary["mlflow_run_id"] = parent.info.run_id
         for zoo_cfg, ae_cfg, base_cfg in configs:
@@ -182,6 +188,7 @@ def _run_held(
 
         mlflow.log_artifacts(str(report_dir), "report")
         tracking.log_metrics({"wall_seconds": summary["wall_seconds"]})
+        tracking.log_pipeline_result(summary)
     if remote:  # the report, and a local MLflow store / artifacts kept under the staging dir
         remote_out.push(root, remote)
         summary["out"] = remote
@@ -259,6 +266,7 @@ def ae_stage(ctx: StageContext, base: Path, label: str, zoo_cfg: ZooConfig, cfg:
         resume=True,
         data_root=ctx.data_root,
         run_name=f"{label}-{name}",
+        alias=pipeline_alias(label),
     )
     mark_done(ae_dir, inputs, time.perf_counter() - t0)
     ctx.publish(ae_dir)

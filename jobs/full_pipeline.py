@@ -20,7 +20,7 @@ from hyperrep_ray.pipeline import run_pipeline
 from hyperrep_ray.remote_out import is_remote, staging_dir
 from hyperrep_ray.run_lock import OutputLockError, writable_dir
 from hyperrep_ray.store import StoreError
-from hyperrep_ray.tracking import resolve_tracking_uri
+from hyperrep_ray.tracking import resolve_tracking_uri, ui_hint
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -69,7 +69,8 @@ def main(argv: list[str] | None = None) -> int:
     report = f"{str(summary['out']).rstrip('/')}/report"
     print(f"\nreport:  {report}/report.md (summary.json, figures)")
     print(f"mlflow:  {resolve_tracking_uri(uri)}  (parent run {summary['mlflow_run_id']});")
-    print(f"         view with: mlflow ui --backend-store-uri {resolve_tracking_uri(uri)}")
+    hint = ui_hint(resolve_tracking_uri(uri), summary["mlflow_run_id"])
+    print("         view with: " + hint.replace("\n", "\n         "))
     return 0
 
 

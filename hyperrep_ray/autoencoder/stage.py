@@ -16,12 +16,12 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import torch
 
 from hyperrep_ray import store, tracking
+from hyperrep_ray.autoencoder import registry
 from hyperrep_ray.autoencoder.artifacts import Anchors, save_anchors, save_probes
-from hyperrep_ray.autoencoder.bundle import BUNDLE_FILES, HyperRepresentation, architecture_for
+from hyperrep_ray.autoencoder.bundle import BUNDLE_FILES, HyperRepresentation, architecture_for, read_ae_info
 from hyperrep_ray.autoencoder.data import AEData, prepare_ae_data
 from hyperrep_ray.autoencoder.evaluate import evaluate_autoencoder
 from hyperrep_ray.autoencoder.model import HyperAutoencoder
@@ -87,16 +87,21 @@ def run_ae_stage(
     data_root: str | None = None,
     run_name: str | None = None,
     kill_worker_at_epoch: int | None = None,
+    alias: str | None = None,
 ) -> dict[str, Any]:
-    """Train and evaluate one autoencoder; returns its metrics (also in ``out/metrics.json``)."""
+    """Train and evaluate one autoencoder; returns its metrics (also in ``out/metrics.json``). The
+    autoencoder becomes a new version of the zoo's registered model (``alias`` set on it when given)."""
     out_dir = Path(out)
     ray_dir = check_out_dir(out_dir, resume)
     t0 = time.perf_counter()
     name = run_name or ("ae" if cfg.lwln else "ae-nolwln")
     params = {"zoo": zoo, **cfg.model_dump(mode="json")}
-    with tracking.run(name, params, tracking_uri, nested=nested, tags={"stage": "train-ae"}) as run:
+    tags = {"stage": "ae", "loss": "lwln" if cfg.lwln else "nolwln"}
+    note = f"Training the autoencoder on {zoo} ({cfg.epochs} epochs, {cfg.num_workers} DDP workers)"
+    with tracking.run(name, params, tracking_uri, nested=nested, tags=tags, description=note) as run:
+        tracking.log_zoo_input(zoo)
         data = prepare_ae_data(zoo, cfg, data_root=data_root)
-        tracking.log_metrics({f"n_{k}": len(v) for k, v in data.weights.items()})
+        tracking.log_metrics({f"n_{k}": len(v) for k, v in data.weights.items()}, group_splits=True)
         state, history = fit_autoencoder(
             cfg,
             data.training_payload(),
@@ -119,46 +124,63 @@ def run_ae_stage(
         if epoch is not None:
             metrics["kept_epoch"] = epoch
         write_json(out_dir / "history.json", history)
-        log_stage_outputs(out_dir, metrics, evaluation.figures)
+        record_outputs(out_dir, zoo, name, metrics, evaluation.figures, alias)
     return metrics
 
 
-def log_stage_outputs(out_dir: Path, metrics: dict[str, Any], figures: list[Path]) -> None:
-    """Metrics, figures, the bundle as an MLflow model; ``metrics.json`` last (it marks completion)."""
-    import mlflow
-
-    tracking.log_metrics({k: v for k, v in metrics.items() if isinstance(v, int | float)})
-    for fig in figures:
-        mlflow.log_artifact(str(fig))
-    for f in ("ae.json", "history.json"):
-        mlflow.log_artifact(str(out_dir / f))
-    log_mlflow_model(out_dir)
+def record_outputs(
+    out_dir: Path, zoo: str, name: str, metrics: dict[str, Any], figures: list[Path], alias: str | None
+) -> None:
+    """What the active run shows of a trained autoencoder in ``out_dir``: its one-line result, metrics,
+    figures, the registered model version; then ``metrics.json`` (last: it marks the stage complete)."""
+    headline = headline_note(name, zoo, metrics)
+    tracking.describe(headline)
+    log_stage_outputs(out_dir, metrics, figures)
+    register_model(out_dir, zoo, headline, alias)
     write_json(out_dir / "metrics.json", metrics)
-    mlflow.log_artifact(str(out_dir / "metrics.json"))
+    log_artifact(out_dir / "metrics.json")
 
 
-def log_mlflow_model(out_dir: Path) -> None:
-    """Log the bundle as an MLflow pyfunc model: input = weight vectors, output = z.
+def headline_note(name: str, zoo: str, metrics: dict[str, Any]) -> str:
+    """The run's one line in the UI: what it trained, its test R^2 and the epoch it kept."""
+    kept = metrics.get("kept_epoch")
+    trained = metrics["epochs_trained"]
+    kept_text = f"kept the weights of epoch {kept} of {trained}" if kept else f"{trained} epochs"
+    return (
+        f"{name}: autoencoder on zoo {store.read_zoo_meta(zoo)['name']} - test R² "
+        f"{metrics.get('reconstruction_r2_test', float('nan')):.3f}, {kept_text}"
+    )
 
-    The model class is defined here, not at module level, so that MLflow stores it by value
-    (cloudpickle) and a logged model loads without this module's import path."""
+
+def log_stage_outputs(out_dir: Path, metrics: dict[str, Any], figures: list[Path]) -> None:
+    """Metrics (grouped by split, e.g. ``test/reconstruction_r2``), figures, ``ae.json``, ``history.json``."""
+    numbers = {k: v for k, v in metrics.items() if isinstance(v, int | float)}
+    tracking.log_metrics(numbers, group_splits=True)
+    for f in [*figures, out_dir / "ae.json", out_dir / "history.json"]:
+        log_artifact(f)
+
+
+def log_artifact(path: Path) -> None:
     import mlflow
-    import mlflow.pyfunc
 
-    base: Any = mlflow.pyfunc.PythonModel
+    mlflow.log_artifact(str(path))
 
-    class HyperRepModel(base):
-        def load_context(self, context: Any) -> None:
-            self.bundle = HyperRepresentation.load(context.artifacts["bundle"])
 
-        # no type hints: MLflow would try (and fail) to derive a signature from them
-        def predict(self, context, model_input, params=None):  # noqa: ARG002
-            return self.bundle.encode(np.asarray(model_input, dtype=np.float32))
+def register_model(out_dir: Path, zoo: str, description: str, alias: str | None) -> None:
+    """The bundle in ``out_dir`` as a new version of its zoo's registered model (logged from code)."""
+    import mlflow
 
+    meta, info = store.read_zoo_meta(zoo), read_ae_info(out_dir)
+    shapes = (int(meta["num_params"]), int(info["config"]["d_z"]))
+    run = mlflow.active_run()
+    tags = {
+        "zoo": str(zoo),
+        "zoo_digest": tracking.zoo_digest(zoo),
+        "lwln": str(info["config"]["lwln"]).lower(),
+        "run_name": run.info.run_name if run else "",
+    }
     with bundle_copy(out_dir) as bundle_dir:
-        mlflow.pyfunc.log_model(
-            name="hyper_representation", python_model=HyperRepModel(), artifacts={"bundle": str(bundle_dir)}
-        )
+        registry.log_autoencoder(bundle_dir, str(meta["name"]), shapes, description, tags, alias)
 
 
 @contextmanager

@@ -30,6 +30,7 @@ from hyperrep_ray.autoencoder.train_state import load_train_state
 from hyperrep_ray.config import AEConfig
 from hyperrep_ray.progress import Progress, RunRef
 from hyperrep_ray.runtime import apply_train_settings, ensure_ray, ray_defaults_wanted, single_node
+from hyperrep_ray.tracking import metric_name
 
 
 def epoch_metrics_to_mlflow(tracking_uri: str | None, run_id: str | None) -> list[Any]:
@@ -50,7 +51,7 @@ def epoch_metrics_to_mlflow(tracking_uri: str | None, run_id: str | None) -> lis
             m = metrics[0] if metrics else {}
             step, now = int(m.get("epoch", 0)), int(time.time() * 1000)
             batch = [
-                Metric(k, float(v), now, step)
+                Metric(metric_name(k), float(v), now, step)
                 for k, v in m.items()
                 if k != "epoch" and isinstance(v, int | float) and math.isfinite(v)
             ]

@@ -326,7 +326,11 @@ def run_experiments(
     files: dict[str, list[Path]] = {}
     done: dict[str, ExperimentResult] = {}
     t_all = time.perf_counter()
-    with tracking.run("experiments", params, tracking_uri, nested=nested, tags={"stage": "experiments"}):
+    note = f"Sampling and evaluation on {zoo} (Figure 4, Table 1, ensembles, transfer, novelty)"
+    with tracking.run(
+        "experiments", params, tracking_uri, nested=nested, tags={"stage": "experiments"}, description=note
+    ):
+        tracking.log_zoo_input(zoo)
         progress = Progress(len(EXPERIMENTS), "experiments", unit="experiments", every_s=0)
         for i, step in enumerate(steps(s, done)):
             progress.update(i)
@@ -341,4 +345,5 @@ def run_experiments(
             files[result.name] = result.files
         progress.update(len(EXPERIMENTS))
         finish(summary, files, out, time.perf_counter() - t_all)
+        tracking.describe(tracking.table1_line(summary))
     return summary

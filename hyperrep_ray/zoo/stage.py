@@ -25,13 +25,21 @@ def run_zoo_stage(
     zoo.json and an accuracy plot to MLflow."""
     import mlflow
 
+    note = f"Training zoo {cfg.name}: {cfg.num_models} models x {cfg.epochs} epochs"
     with tracking.run(
-        f"zoo-{cfg.name}", cfg.model_dump(mode="json"), tracking_uri, nested=nested, tags={"stage": "zoo"}
+        f"zoo-{cfg.name}",
+        cfg.model_dump(mode="json"),
+        tracking_uri,
+        nested=nested,
+        tags={"stage": "zoo"},
+        description=note,
     ):
         result = train_zoo(cfg, out, data=data, progress=progress)
         summary = zoo_summary(out)
+        tracking.describe(tracking.zoo_note(summary))
+        tracking.log_zoo_input(out, context="output")
         for epoch, s in summary["test_acc"].items():
-            tracking.log_metrics({f"test_acc_{k}": v for k, v in s.items() if k != "n"}, step=int(epoch))
+            tracking.log_metrics({f"test_acc/{k}": v for k, v in s.items() if k != "n"}, step=int(epoch))
         tracking.log_metrics(
             {
                 "models_stored": summary["models_stored"],

@@ -88,11 +88,20 @@ def test_stage_is_tracked_in_mlflow(trained_ae, tiny_zoo):
     _, metrics, uri = trained_ae
     client = MlflowClient(uri)
     exp = client.get_experiment_by_name("hyperrep_ray")
-    (run,) = client.search_runs([exp.experiment_id], "tags.stage = 'train-ae'")
+    (run,) = client.search_runs([exp.experiment_id], "tags.stage = 'ae'")
     assert run.data.params["d_token"] == "32" and run.data.params["lwln"] == "True"
-    steps = [m.step for m in client.get_metric_history(run.info.run_id, "train_loss")]
+    steps = [m.step for m in client.get_metric_history(run.info.run_id, "train/loss")]
     assert steps[-1] == 4 and 1 in steps
-    assert run.data.metrics["reconstruction_r2_test"] == pytest.approx(metrics["reconstruction_r2_test"])
+    # final metrics are grouped by split in the UI: test/..., val/..., train/...
+    assert run.data.metrics["test/reconstruction_r2"] == pytest.approx(metrics["reconstruction_r2_test"])
+    assert run.data.metrics["val/reconstruction_r2"] == pytest.approx(metrics["reconstruction_r2_val"])
+    note = run.data.tags["mlflow.note.content"]
+    assert (
+        f"test R² {metrics['reconstruction_r2_test']:.3f}" in note
+        and f"epoch {metrics['kept_epoch']}" in note
+    )
+    (dataset,) = run.inputs.dataset_inputs
+    assert dataset.dataset.source_type == "local" and tiny_zoo in dataset.dataset.source
     artifacts = {a.path for a in client.list_artifacts(run.info.run_id)}
     assert {"metrics.json", "config.json", "ae.json", "interpolation_accuracy.png"} <= artifacts
     # the autoencoder is an MLflow model of this run that loads back and embeds weights
@@ -101,8 +110,10 @@ def test_stage_is_tracked_in_mlflow(trained_ae, tiny_zoo):
     mlflow.set_tracking_uri(uri)
     (model,) = mlflow.search_logged_models(experiment_ids=[exp.experiment_id], output_format="list")
     assert model.source_run_id == run.info.run_id
+    (version,) = client.search_model_versions("name = 'hyperrep-digits-smoke'")
+    assert version.run_id == run.info.run_id and version.description == note
     w, _ = load_weights(tiny_zoo, epochs=[3])
-    z = mlflow.pyfunc.load_model(f"models:/{model.model_id}").predict(w.numpy())
+    z = mlflow.pyfunc.load_model(f"models:/hyperrep-digits-smoke/{version.version}").predict(w.numpy())
     np.testing.assert_allclose(z, HyperRepresentation.load(trained_ae[0]).encode(w.numpy()), atol=1e-6)
 
 

@@ -17,7 +17,7 @@ def test_zoo_stage_is_tracked_in_mlflow(tmp_path, mlflow_uri, ray_session, small
     run = runs[0]
     assert run.data.params["num_models"] == "4" and run.data.params["lr"] == str(cfg.lr)
     assert run.data.tags["stage"] == "zoo"
-    history = client.get_metric_history(run.info.run_id, "test_acc_median")
+    history = client.get_metric_history(run.info.run_id, "test_acc/median")
     assert [m.step for m in history] == [0, 1, 2]
     assert history[0].value == summary["test_acc"][0]["median"]
     assert run.data.metrics["models_stored"] == 4
