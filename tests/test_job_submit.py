@@ -22,6 +22,8 @@ from pathlib import Path
 import pytest
 from mlflow.tracking import MlflowClient
 
+from tests.test_kill_resume import kill_during_experiments_and_rerun
+
 REPO = Path(__file__).resolve().parents[1]
 RAY = shutil.which("ray") or str(Path(sys.executable).with_name("ray"))
 
@@ -177,3 +179,7 @@ def test_job_submit_stop_resubmit_resume(local_cluster, ray_session, tmp_path, c
     printed = capsys.readouterr().out
     assert printed.count("complete, skipped") == 4 and "report.md" in printed and "mlflow ui" in printed
     assert json.loads((out / "ae" / "metrics.json").read_text()) == entry["ae"]
+
+    # 4. a pipeline killed (kill -9) in its experiments stage, then rerun, ends with this run's summary
+    address = ray_session.get_runtime_context().gcs_address
+    kill_during_experiments_and_rerun(out, tmp_path / "killed", address)
