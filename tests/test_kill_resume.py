@@ -93,7 +93,11 @@ RUN_SPECIFIC = {"mlflow_run_id", "wall_seconds", "stage_seconds", "seconds", "re
 def comparable(summary: Any) -> Any:
     """A pipeline summary without run ids, timings and paths: what two runs of the same seeds share."""
     if isinstance(summary, dict):
-        return {k: comparable(v) for k, v in summary.items() if k not in RUN_SPECIFIC}
+        return {
+            k: comparable(v)
+            for k, v in summary.items()
+            if k not in RUN_SPECIFIC and not k.endswith("seconds")
+        }
     if isinstance(summary, list):
         return [comparable(v) for v in summary]
     if isinstance(summary, str) and ("/" in summary or "://" in summary):
