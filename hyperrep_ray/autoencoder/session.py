@@ -8,11 +8,14 @@ talks to its surroundings through a :class:`TrainSession`, so each of those plac
 
 from __future__ import annotations
 
+import logging
 import shutil
 import time
 from typing import Any, Protocol, runtime_checkable
 
 import torch
+
+from hyperrep_ray.runtime import ray_defaults_wanted
 
 
 @runtime_checkable
@@ -41,11 +44,19 @@ class TrainSession(Protocol):
 
 
 class RayTrainSession:
-    """A Ray Train worker: DDP through ``ray.train.torch.prepare_model``, reports to Ray Train."""
+    """A Ray Train worker: DDP through ``ray.train.torch.prepare_model``, reports to Ray Train.
+
+    Ray Train's own INFO lines in the worker ("Reporting training result ..." per worker per epoch)
+    reach the console through Ray's ``ray`` logger, which the run's ``LoggingConfig`` does not
+    filter; the worker's ``ray.train`` logger is set to WARNING here, as the trainer's LoggingConfig
+    asks (unless ``HYPERREP_RAY_DEFAULTS=1``)."""
 
     def __init__(self) -> None:
         import ray.train
         import ray.train.torch
+
+        if not ray_defaults_wanted():
+            logging.getLogger("ray.train").setLevel(logging.WARNING)
 
         ctx = ray.train.get_context()
         self.rank: int = ctx.get_world_rank()

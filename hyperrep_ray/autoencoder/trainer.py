@@ -101,8 +101,9 @@ def lean_torch_trainer() -> type:
 
 def fit_releasing_controller(trainer: Any) -> Any:
     """``trainer.fit()``, then the SIGINT handler from before it, so that the handler Ray Train
-    installed (which holds the controller's actor handle) goes and the finished controller exits."""
-    main = threading.current_thread() is threading.main_thread()
+    installed (which holds the controller's actor handle) goes and the finished controller exits
+    (``HYPERREP_RAY_DEFAULTS=1``: Ray's behaviour, the handler stays)."""
+    main = threading.current_thread() is threading.main_thread() and not ray_defaults_wanted()
     before = signal.getsignal(signal.SIGINT) if main else None
     try:
         return trainer.fit()
