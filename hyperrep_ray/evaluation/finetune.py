@@ -202,7 +202,7 @@ def finetune_population(
     final = w.copy()
     todo = np.flatnonzero(np.isfinite(w).all(1))
     chunks = [todo[i : i + population_size] for i in range(0, len(todo), population_size)]
-    progress = Progress(last * len(chunks), label, key=f"finetune_{label}") if label and last else None
+    progress = Progress(last * len(chunks), label) if label and last else None
     for sel in chunks:
         acc[sel], final[sel] = _finetune_chunk(
             w[sel], data, h, last, [seeds[i] for i in sel], recorded, torch.device(device), progress

@@ -78,6 +78,18 @@ def test_epoch0_equals_evaluate_weight_vectors_and_record_order(small_digits):
     assert ((acc >= 0) & (acc <= 1)).all()
 
 
+def test_a_labelled_fine_tuning_says_how_far_it_is(small_digits, capsys):
+    w, _ = scratch_weights(4, 1, "uniform", seed=3)
+    hyper = hyper_for_dataset("digits")
+    labelled = finetune_population(
+        w, small_digits, hyper, 1, [1, 2, 3, 4], [0, 1], population_size=2, label="B_T"
+    )
+    assert "B_T: 2/2 epochs, done in" in capsys.readouterr().out  # 2 populations x 1 epoch
+    np.testing.assert_array_equal(
+        labelled, finetune_population(w, small_digits, hyper, 1, [1, 2, 3, 4], [0, 1], population_size=2)
+    )
+
+
 def test_non_finite_initial_weights_score_zero(small_digits):
     hyper = hyper_for_dataset("digits")
     w, _ = scratch_weights(3, 1, "uniform", seed=2)
