@@ -54,9 +54,12 @@ def draw_samples(
     ensure_ray()
     task = ray.remote(num_cpus=1, max_retries=1)(sample_in_task)
     anchors_ref, acc_ref, run = ray.put(anchors), ray.put(acc), current_run()
+    # the GANs (minutes) first, so that the samplers of seconds fill the other cores meanwhile
+    # instead of holding the GANs back; the results keep the order of ``methods``
+    longest_first = sorted(methods, key=lambda m: not m.startswith("gan"))
     refs = {
         m: task.remote(run, m, anchors_ref, acc_ref, n, seed, bandwidth=bandwidth, gan_epochs=gan_epochs)
-        for m in methods
+        for m in longest_first
     }
     zs, names, notes = [], [], []
     for m in methods:
