@@ -23,10 +23,28 @@ def ray_session():
     ray.shutdown()
 
 
+@pytest.fixture(scope="session")
+def new_mlflow_store(tmp_path_factory):
+    """``new_mlflow_store(directory)`` -> the URI of a fresh, empty SQLite MLflow store in
+    ``directory``: a copy of one store made once per session (MLflow takes seconds to create and
+    migrate its tables, a copy takes milliseconds)."""
+    import shutil
+
+    from mlflow.tracking import MlflowClient
+
+    template = tmp_path_factory.mktemp("mlflow-template") / "mlflow.db"
+    MlflowClient(f"sqlite:///{template}").search_experiments()
+
+    def make(directory) -> str:
+        return f"sqlite:///{shutil.copyfile(template, os.path.join(str(directory), 'mlflow.db'))}"
+
+    return make
+
+
 @pytest.fixture
-def mlflow_uri(tmp_path, monkeypatch):
+def mlflow_uri(tmp_path, monkeypatch, new_mlflow_store):
     """A fresh SQLite MLflow store for one test, also exported for code that reads the env."""
-    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    uri = new_mlflow_store(tmp_path)
     monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)
     yield uri
 
@@ -66,7 +84,7 @@ def tiny_zoo(tmp_path_factory, small_digits, ray_session):
 
 
 @pytest.fixture(scope="session")
-def trained_ae(tmp_path_factory, tiny_zoo, ray_session):
+def trained_ae(tmp_path_factory, tiny_zoo, ray_session, new_mlflow_store):
     """A smoke autoencoder trained once by the real stage (Ray Train, 2 DDP workers, gloo), tracked
     in its own MLflow store. Returns (ae dir, metrics, mlflow uri). The killed-worker drill has its
     own run in tests/autoencoder/test_stage.py (slow)."""
@@ -74,7 +92,7 @@ def trained_ae(tmp_path_factory, tiny_zoo, ray_session):
     from hyperrep_ray.config import ae_preset
 
     root = tmp_path_factory.mktemp("ae")
-    uri = f"sqlite:///{root / 'mlflow.db'}"
+    uri = new_mlflow_store(root)
     cfg = ae_preset("smoke", epochs=4, checkpoint_every=2, num_workers=2, epochs_window=(2, 3))
     metrics = run_ae_stage(tiny_zoo, str(root / "ae"), cfg, uri)
     return str(root / "ae"), metrics, uri

@@ -37,10 +37,10 @@ NAME = "hyperrep-digits-smoke"
 
 
 @pytest.fixture(scope="module")
-def pipeline_store(tmp_path_factory, tiny_zoo, trained_ae, small_digits):
+def pipeline_store(tmp_path_factory, tiny_zoo, trained_ae, small_digits, new_mlflow_store):
     """(tracking URI, {run name: run id}, experiment id) of a pipeline run with its stage runs."""
     root = tmp_path_factory.mktemp("ui")
-    uri = f"sqlite:///{root / 'mlflow.db'}"
+    uri = new_mlflow_store(root)
     zoo, ae = root / "zoo", root / "ae"
     shutil.copytree(tiny_zoo, zoo)
     ae.mkdir()

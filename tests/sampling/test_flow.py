@@ -8,7 +8,9 @@ from hyperrep_ray.config import SAMPLERS
 from hyperrep_ray.sampling.flow import FlowConfig, condition_quantiles, sample_flow, train_flow
 from hyperrep_ray.sampling.samplers import sample
 
-SMALL = {"steps": 1500, "hidden": 128, "batch_size": 256, "ode_steps": 30}
+# a 3e-3 step size fits the toy distributions in 800 steps as well as 1e-3 does in 1500 (measured on
+# the mixture, seeds 0-4: MMD 0.001-0.005, the same mean, covariance and mode-share errors)
+SMALL = {"steps": 800, "lr": 3e-3, "hidden": 128, "batch_size": 256, "ode_steps": 30}
 
 
 def _mixture(n: int, seed: int = 0) -> np.ndarray:
@@ -43,7 +45,7 @@ def test_the_flow_reproduces_a_gaussian_mixture():
     np.testing.assert_allclose(share, [0.5, 0.3, 0.2], atol=0.08)
     # the bound the flow meets fails for a Gaussian with the data's own mean and covariance
     gauss = np.random.default_rng(3).multivariate_normal(fresh.mean(0), np.cov(fresh.T), 1000)
-    bound = 0.02  # measured: flow 0.006, moment-matched Gaussian 0.20
+    bound = 0.02  # measured: flow 0.005, moment-matched Gaussian 0.20
     assert _mmd(z, fresh) < bound < _mmd(gauss, fresh), (_mmd(z, fresh), _mmd(gauss, fresh))
     assert losses[-1] < losses[0]
     np.testing.assert_array_equal(z, sample_flow(flow, cfg, 1000, seed=1)), "seeded"
@@ -58,7 +60,7 @@ def test_conditioning_moves_samples_towards_the_asked_accuracy():
     z = z.astype(np.float32)
     slope, intercept = np.polyfit(z[:, 0], acc, 1)  # the condition predictor, fitted on the anchors
 
-    cfg = FlowConfig(**{**SMALL, "steps": 1000}, conditional=True)
+    cfg = FlowConfig(**{**SMALL, "steps": 400}, conditional=True)  # measured: 0.94 / 0.06
     flow, _ = train_flow(z, cfg, seed=0, condition=condition_quantiles(acc))
 
     def predicted(target: tuple[float, float]) -> float:

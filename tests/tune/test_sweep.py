@@ -59,10 +59,9 @@ def _children(uri: str, parent_id: str) -> list:
 
 
 @pytest.fixture(scope="module")
-def tune_mlflow(tmp_path_factory):
-    """One MLflow store for the module (creating a SQLite store takes seconds); runs are told apart
-    by their parent run."""
-    return f"sqlite:///{tmp_path_factory.mktemp('tune-mlflow') / 'mlflow.db'}"
+def tune_mlflow(tmp_path_factory, new_mlflow_store):
+    """One MLflow store for the module; runs are told apart by their parent run."""
+    return new_mlflow_store(tmp_path_factory.mktemp("tune-mlflow"))
 
 
 @pytest.fixture(scope="module")
