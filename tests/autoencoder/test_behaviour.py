@@ -98,9 +98,9 @@ def toy_payload(digits):
 def _decoded(payload: TrainingPayload, weight: float) -> torch.Tensor:
     cfg = ae_preset(
         "smoke",
-        epochs=15,
-        eval_every=15,
-        checkpoint_every=15,
+        epochs=10,  # measured (seeds 0-2): KL off/on 0.166/0.072-0.074, accuracy 0.10-0.11/0.33-0.39
+        eval_every=10,
+        checkpoint_every=10,
         lr=3e-3,
         batch_size=8,
         keep_best=False,
