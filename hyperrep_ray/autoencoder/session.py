@@ -8,6 +8,7 @@ talks to its surroundings through a :class:`TrainSession`, so each of those plac
 
 from __future__ import annotations
 
+import importlib.util
 import logging
 import shutil
 import time
@@ -43,13 +44,17 @@ class TrainSession(Protocol):
         ...
 
 
+#: Ray Train's per-report INFO line in every worker, and the module that logs it.
+REPORT_LINE = "Reporting training result"
+REPORT_MODULE = "ray.train.v2._internal.execution.context"
+
+
 class RayTrainSession:
     """A Ray Train worker: DDP through ``ray.train.torch.prepare_model``, reports to Ray Train.
 
-    Ray Train's own INFO lines in the worker ("Reporting training result ..." per worker per epoch)
-    reach the console through Ray's ``ray`` logger, which the run's ``LoggingConfig`` does not
-    filter; the worker's ``ray.train`` logger is set to WARNING here, as the trainer's LoggingConfig
-    asks (unless ``HYPERREP_RAY_DEFAULTS=1``)."""
+    Ray Train's own INFO lines in the worker go: the ``ray.train`` logger is set to WARNING, as the
+    trainer's LoggingConfig asks, and "Reporting training result ..." (per worker per epoch), which
+    bypasses both, is filtered where it is logged (unless ``HYPERREP_RAY_DEFAULTS=1``)."""
 
     def __init__(self) -> None:
         import ray.train
@@ -57,6 +62,11 @@ class RayTrainSession:
 
         if not ray_defaults_wanted():
             logging.getLogger("ray.train").setLevel(logging.WARNING)
+            # the line comes from a logger named after its module's *file path* (so outside
+            # ``ray.train``, through the root logger at INFO): a filter there drops it at the source
+            spec = importlib.util.find_spec(REPORT_MODULE)
+            if spec is not None and spec.origin:
+                logging.getLogger(spec.origin).addFilter(lambda r: not r.getMessage().startswith(REPORT_LINE))
 
         ctx = ray.train.get_context()
         self.rank: int = ctx.get_world_rank()
