@@ -68,14 +68,17 @@ def tune_mlflow(tmp_path_factory, new_mlflow_store):
 def smoke_sweep(tmp_path_factory, tiny_zoo, ray_session, tune_mlflow):
     """3 trials: the preset's default, one diverging (Adam at lr 1e30 overflows the weights after its
     first step), and one from Optuna."""
-    root = tmp_path_factory.mktemp("tune")
     uri = tune_mlflow
+    out = tmp_path_factory.mktemp("tune") / "sweep"
+    summary = run_sweep(smoke_config(tiny_zoo, out), tracking_uri=uri, verbose=0)
+    return out, summary, uri
+
+
+def smoke_config(zoo: str, out, **values) -> SweepConfig:
+    """The smoke sweep's settings (``values`` change some)."""
     base = ae_preset("smoke")
     diverging = {**default_point(base), "lr": 1e30}
-    out = root / "sweep"
-    config = tiny_sweep(tiny_zoo, out, num_samples=3, points_to_evaluate=[default_point(base), diverging])
-    summary = run_sweep(config, tracking_uri=uri, verbose=0)
-    return out, summary, uri
+    return tiny_sweep(zoo, out, num_samples=3, points_to_evaluate=[default_point(base), diverging], **values)
 
 
 def test_smoke_sweep_writes_a_best_config_that_train_ae_accepts(smoke_sweep, tiny_zoo, tmp_path):
@@ -211,15 +214,13 @@ def test_an_interrupted_sweep_resumes_to_the_requested_trials(tmp_path, tiny_zoo
     assert state["mlflow_parent_run_id"] == summary["mlflow_parent_run_id"], "one parent run for both"
 
 
-def test_a_sweep_with_other_settings_is_not_resumed(tmp_path, tiny_zoo, ray_session, tune_mlflow):
-    out = tmp_path / "sweep"
-    run_sweep(
-        tiny_sweep(tiny_zoo, out, num_samples=1, early_stopping=False), tracking_uri=tune_mlflow, verbose=0
-    )
+def test_a_sweep_with_other_settings_is_not_resumed(smoke_sweep, tiny_zoo):
+    """Refused before anything runs: the finished sweep's files stay as they were."""
+    out, _, uri = smoke_sweep
+    before = {p: p.read_bytes() for p in out.iterdir() if p.is_file()}
     with pytest.raises(ConfigError, match=r"other settings \(seed\)"):
-        run_sweep(
-            tiny_sweep(tiny_zoo, out, num_samples=1, early_stopping=False, seed=1), tracking_uri=tune_mlflow
-        )
+        run_sweep(smoke_config(tiny_zoo, out, seed=1), tracking_uri=uri)
+    assert {p: p.read_bytes() for p in out.iterdir() if p.is_file()} == before
 
 
 def test_a_multi_worker_trial_trains_with_ray_train(tmp_path, tiny_zoo, ray_session, tune_mlflow):
