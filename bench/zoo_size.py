@@ -15,10 +15,12 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import json
 import os
 import sys
 import tempfile
 import time
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -50,7 +52,16 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--every", type=int, default=5, help="epochs between validation evaluations")
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--seed", type=int, default=0, help="which random train models make each size")
-    p.add_argument("--out", help="write the table (Markdown) here and the figure next to it (.png)")
+    p.add_argument(
+        "--out",
+        help="write the table (Markdown) here, the figure (.png) and the measured rows (.json) next to it; "
+        "a rerun with the same --out reads back the sizes already measured",
+    )
+    p.add_argument(
+        "--full-ae",
+        help="a train-ae output trained on all train models of --zoo: its metrics.json gives the "
+        "autoencoder point at the full size (no retraining)",
+    )
     return p.parse_args(argv)
 
 
@@ -110,6 +121,32 @@ def ae_test_r2(data: AEData, cfg: AEConfig) -> tuple[float, int]:
     return r_test, epoch
 
 
+def measure(sub: AEData, n: int, cfg: AEConfig, args: argparse.Namespace, epochs: int, total: int) -> dict:
+    """One size's row: the PCA bounds, and the autoencoder trained here (or read from --full-ae)."""
+    row: dict[str, Any] = {"models": n}
+    for k in args.k:
+        row[f"pca{k}"] = pca_test_r2(sub.weights["train"], sub.weights["test"], k)
+    log(f"{n} models: PCA {[round(row[f'pca{k}'], 3) for k in args.k]}")
+    if n == total and args.full_ae:
+        m = json.loads(Path(args.full_ae, "metrics.json").read_text())
+        row["ae"], row["epoch"] = float(m["reconstruction_r2_test"]), int(m.get("kept_epoch", 0))
+    elif epochs > 0:
+        row["ae"], row["epoch"] = ae_test_r2(sub, cfg)
+    else:
+        row["ae"], row["epoch"] = float("nan"), 0
+    return row
+
+
+def load_rows(out: str | None) -> dict[str, dict]:
+    path = Path(out).with_suffix(".json") if out else None
+    return json.loads(path.read_text()) if path and path.is_file() else {}
+
+
+def save_rows(out: str | None, rows: dict[str, dict]) -> None:
+    if out:
+        Path(out).with_suffix(".json").write_text(json.dumps(rows, indent=1))
+
+
 def smoke_zoo(work: str) -> str:
     """A 40-model, 3-epoch digits zoo trained here (Ray Tasks), for ``--quick`` without ``--zoo``."""
     from hyperrep_ray.config import zoo_preset
@@ -163,20 +200,21 @@ def main(argv: list[str] | None = None) -> int:
     head = " | ".join(f"PCA({k})" for k in args.k)
     lines += [f"| train models | checkpoints | {head} | autoencoder | kept epoch | s |"]
     lines += ["|---:|---:|" + "---:|" * len(args.k) + "---:|---:|---:|"]
+    cache = load_rows(args.out)
     rows = []
     for n in sizes:
         t0 = time.perf_counter()
+        key = f"{n}/{ae_epochs}/{args.seed}/{preset}"
         sub = train_subset(data, n, cfg, args.seed)
-        row: dict[str, Any] = {"models": n}
-        for k in args.k:
-            row[f"pca{k}"] = pca_test_r2(sub.weights["train"], sub.weights["test"], k)
-        log(f"{n} models: PCA {[round(row[f'pca{k}'], 3) for k in args.k]}")
-        row["ae"], row["epoch"] = ae_test_r2(sub, cfg) if ae_epochs > 0 else (float("nan"), 0)
+        cached = key in cache
+        row = cache[key] if cached else measure(sub, n, cfg, args, ae_epochs, total)
+        cache[key] = row
+        save_rows(args.out, cache)
         rows.append(row)
         pcas = " | ".join(f"{row[f'pca{k}']:.3f}" for k in args.k)
-        secs = time.perf_counter() - t0
+        secs = "read back" if cached else f"{time.perf_counter() - t0:.0f}"
         lines.append(
-            f"| {n} | {len(sub.weights['train'])} | {pcas} | {row['ae']:.3f} | {row['epoch']} | {secs:.0f} |"
+            f"| {n} | {len(sub.weights['train'])} | {pcas} | {row['ae']:.3f} | {row['epoch']} | {secs} |"
         )
     emit("\n".join(lines), args.out)
     png = (os.path.splitext(args.out)[0] if args.out else os.path.join(work, "zoo_size")) + ".png"
