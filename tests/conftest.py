@@ -44,8 +44,14 @@ def new_mlflow_store(tmp_path_factory):
 @pytest.fixture
 def mlflow_uri(tmp_path, monkeypatch, new_mlflow_store):
     """A fresh SQLite MLflow store for one test, also exported for code that reads the env."""
+    import mlflow
+
     uri = new_mlflow_store(tmp_path)
     monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)
+    # MLflow remembers the active experiment per process: an id set by an earlier test (in another
+    # store) would be looked up in this empty one. Start from the new store's Default experiment.
+    mlflow.set_tracking_uri(uri)
+    mlflow.set_experiment(experiment_id="0")
     yield uri
 
 
