@@ -89,9 +89,9 @@ def method_list(text: str) -> list[str]:
     return methods
 
 
-def add_sampler_flags(p: argparse.ArgumentParser, n_default: int, n_help: str) -> None:
+def add_sampler_flags(p: argparse.ArgumentParser, n_default: int, n_help: str, method: str = "kde30") -> None:
     """--method, --n, --seed and --bandwidth: how `sample` and `generate` draw embeddings."""
-    p.add_argument("--method", choices=list(SAMPLERS), default="kde30", help="sampler (default kde30)")
+    p.add_argument("--method", choices=list(SAMPLERS), default=method, help=f"sampler (default {method})")
     p.add_argument("--n", type=POSITIVE_INT, default=n_default, help=f"{n_help} (default {n_default})")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--bandwidth", type=POSITIVE_FLOAT, help=f"KDE bandwidth (default {DEFAULT_BANDWIDTH})")

@@ -119,3 +119,9 @@ def test_tune_bounds_are_the_configs(tmp_path, capsys):
     assert main(["tune", "--zoo", "Z", "--out", str(out), "--num-samples", "0"]) == 2
     err = capsys.readouterr().err
     assert err.startswith("hyperrep tune: error: invalid SweepConfig: num_samples") and not out.exists()
+
+
+def test_generate_defaults_to_the_joint_kde_and_sample_to_the_papers_sampler():
+    parser = build_parser()
+    assert parser.parse_args(["generate", "--ae", "A", "--out", "O"]).method == "kde-joint30"
+    assert parser.parse_args(["sample", "--ae", "A", "--out", "O"]).method == "kde30"
