@@ -77,26 +77,19 @@ def decode_on_gpu(work: Path) -> str:
     return f"mean acc epoch 0 {acc.get(0, float('nan')):.3f}, epoch 1 {acc.get(1, float('nan')):.3f}"
 
 
+def report(rows: list[str]) -> None:
+    """Print the one table of CUDA paths (a row per path)."""
+    head = ["# CUDA paths", "", *machine_lines(), "", "| path | result | s | numbers |", "|---|---|---:|---|"]
+    emit("\n".join([*head, *rows]), None)
+
+
 def main() -> int:
     import torch
 
     rows: list[str] = []
     if not torch.cuda.is_available():
         rows = [f"| {p} | {NOT_MEASURED} (no CUDA device) | - | - |" for p in PATHS]
-        emit(
-            "\n".join(
-                [
-                    "# CUDA paths",
-                    "",
-                    *machine_lines(),
-                    "",
-                    "| path | result | s | numbers |",
-                    "|---|---|---:|---|",
-                    *rows,
-                ]
-            ),
-            None,
-        )
+        report(rows)
         return 0
     from hyperrep_ray.runtime import ensure_ray
 
@@ -120,20 +113,7 @@ def main() -> int:
                     f"| {name} | FAILED: {type(e).__name__}: {str(e).splitlines()[0][:200]} | "
                     f"{time.perf_counter() - t0:.0f} | - |"
                 )
-    emit(
-        "\n".join(
-            [
-                "# CUDA paths",
-                "",
-                *machine_lines(),
-                "",
-                "| path | result | s | numbers |",
-                "|---|---|---:|---|",
-                *rows,
-            ]
-        ),
-        None,
-    )
+    report(rows)
     return 1 if failed else 0
 
 
