@@ -51,6 +51,12 @@ class FlowConfig(StrictModel):
     lr: float = Field(1e-3, gt=0)
     ode_steps: int = Field(50, ge=1, description="integration steps from noise to a sample")
     solver: Literal["euler", "heun"] = "heun"
+    temperature: float = Field(
+        1.0,
+        gt=0,
+        description="scale of the starting noise: > 1 spreads samples away from the learnt modes (newer, "
+        "further from the anchors); < 1 does not sharpen them (noise near 0 flows to between the modes)",
+    )
     conditional: bool = Field(False, description="condition on the anchors' accuracy rank")
     cond_dropout: float = Field(0.2, ge=0, lt=1, description="share of training rows with a null condition")
     guidance: float = Field(1.0, ge=0, description="classifier-free guidance weight (1 = plain conditional)")
@@ -172,7 +178,7 @@ def sample_flow(flow: LatentFlow, cfg: FlowConfig, n: int, seed: int) -> np.ndar
     clipped to the encoder's tanh box. A conditional flow is asked for ``cfg.target_quantiles``."""
     n = check_n(n)
     gen = torch.Generator().manual_seed(int(seed))
-    x = torch.randn(n, flow.dim, generator=gen)
+    x = cfg.temperature * torch.randn(n, flow.dim, generator=gen)
     c = None
     if flow.conditional:
         lo, hi = cfg.target_quantiles

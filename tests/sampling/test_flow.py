@@ -49,6 +49,24 @@ def test_the_flow_reproduces_a_gaussian_mixture():
     assert _mmd(z, fresh) < bound < _mmd(gauss, fresh), (_mmd(z, fresh), _mmd(gauss, fresh))
     assert losses[-1] < losses[0]
     np.testing.assert_array_equal(z, sample_flow(flow, cfg, 1000, seed=1)), "seeded"
+    # temperature > 1 spreads the samples away from the modes (same trained flow; measured distance to
+    # the nearest centre 0.019 at 1.0, 0.035 at 1.5; 0.5 gives 0.022: colder noise does not sharpen)
+    spread = {
+        t: float(
+            (
+                (
+                    sample_flow(flow, cfg.model_copy(update={"temperature": t}), 1000, seed=1)[:, None]
+                    - centres[None]
+                )
+                ** 2
+            )
+            .sum(-1)
+            .min(1)
+            .mean()
+        )
+        for t in (0.5, 1.0, 1.5)
+    }
+    assert spread[1.5] > 1.3 * spread[1.0], spread
 
 
 def test_conditioning_moves_samples_towards_the_asked_accuracy():
