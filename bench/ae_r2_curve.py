@@ -14,19 +14,18 @@ whether a setting generalises or memorises.
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import json
 import os
 import sys
 from typing import Any
 
-import numpy as np
 import torch
 from _common import ROOT
+from zoo_size import train_subset
 
 sys.path.insert(0, str(ROOT))
 
-from hyperrep_ray.autoencoder.data import AEData, prepare_ae_data, train_statistics  # noqa: E402
+from hyperrep_ray.autoencoder.data import AEData, prepare_ae_data  # noqa: E402
 from hyperrep_ray.autoencoder.loop import (  # noqa: E402
     LoopConfig,
     build_losses,
@@ -110,7 +109,7 @@ def main(argv: list[str] | None = None) -> int:
     cfg = ae_preset(args.preset, **{**json.loads(args.set), "epochs": args.epochs, "eval_every": args.every})
     data = prepare_ae_data(args.zoo, cfg)
     if args.train_models:
-        data = _fewer_train_models(data, args.train_models, cfg)
+        data = train_subset(data, args.train_models, cfg, cfg.seed)
     score = None
     if args.accuracy:
         score = zoo_scorer(args.zoo, data.activation)
@@ -125,25 +124,6 @@ def main(argv: list[str] | None = None) -> int:
     loop = LoopConfig(cfg, data.training_payload(), epoch_hook=r2_hook(args, cfg, data, score))
     run_training_loop(loop, LocalSession())
     return 0
-
-
-def _fewer_train_models(data: AEData, n: int, cfg: AEConfig) -> AEData:
-    """``data`` with only ``n`` random train models (all their checkpoints in the window), and the
-    train-split statistics (layer variances, standardisation, mean for R^2) refitted on those."""
-    meta = data.meta["train"]
-    ids = np.unique(meta["model_id"].to_numpy())
-    if n > len(ids):
-        raise SystemExit(f"--train-models {n}: the train split has only {len(ids)} models")
-    keep_ids = np.random.default_rng(cfg.seed).choice(ids, n, replace=False)
-    keep = meta["model_id"].isin(keep_ids).to_numpy()
-    w = data.weights["train"][keep]
-    print(f"training on {n} of {len(ids)} train models ({len(w)} checkpoints)", flush=True)
-    return dataclasses.replace(
-        data,
-        weights={**data.weights, "train": w},
-        meta={**data.meta, "train": meta[keep].reset_index(drop=True)},
-        **train_statistics(w, data.in_channels, cfg.standardize),
-    )
 
 
 if __name__ == "__main__":

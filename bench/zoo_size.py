@@ -26,6 +26,7 @@ from typing import Any
 import numpy as np
 import torch
 from _common import ROOT, emit, log, machine_lines
+from linear_bound import pca_r2
 
 sys.path.insert(0, str(ROOT))
 
@@ -75,22 +76,13 @@ def train_subset(data: AEData, n: int, cfg: AEConfig, seed: int) -> AEData:
     keep_ids = np.random.default_rng(seed).choice(ids, n, replace=False)
     keep = meta["model_id"].isin(keep_ids).to_numpy()
     w = data.weights["train"][keep]
+    log(f"training on {n} of {len(ids)} train models ({len(w)} checkpoints)")
     return dataclasses.replace(
         data,
         weights={**data.weights, "train": w},
         meta={**data.meta, "train": meta[keep].reset_index(drop=True)},
         **train_statistics(w, data.in_channels, cfg.standardize),
     )
-
-
-def pca_test_r2(train: np.ndarray, test: np.ndarray, k: int) -> float:
-    """Test R^2 of the best rank-k linear code fitted on ``train`` (baseline: the train mean)."""
-    train, test = train.astype(np.float64), test.astype(np.float64)
-    mean = train.mean(0)
-    _, _, vt = np.linalg.svd(train - mean, full_matrices=False)
-    v = vt[: min(k, len(vt))]
-    centred = test - mean
-    return float(1 - ((centred @ v.T @ v - centred) ** 2).mean() / (centred**2).mean())
 
 
 def ae_test_r2(data: AEData, cfg: AEConfig) -> tuple[float, int]:
@@ -124,8 +116,9 @@ def ae_test_r2(data: AEData, cfg: AEConfig) -> tuple[float, int]:
 def measure(sub: AEData, n: int, cfg: AEConfig, args: argparse.Namespace, epochs: int, total: int) -> dict:
     """One size's row: the PCA bounds, and the autoencoder trained here (or read from --full-ae)."""
     row: dict[str, Any] = {"models": n}
-    for k in args.k:
-        row[f"pca{k}"] = pca_test_r2(sub.weights["train"], sub.weights["test"], k)
+    train, test = sub.weights["train"].astype(np.float64), sub.weights["test"].astype(np.float64)
+    for k, _, r_test in pca_r2(train, test, args.k):  # one SVD for every k
+        row[f"pca{k}"] = r_test
     log(f"{n} models: PCA {[round(row[f'pca{k}'], 3) for k in args.k]}")
     if n == total and args.full_ae:
         m = json.loads(Path(args.full_ae, "metrics.json").read_text())
