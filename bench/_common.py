@@ -7,6 +7,7 @@ told apart; the scripts import this module as ``_common`` (their own directory i
 
 from __future__ import annotations
 
+import argparse
 import datetime as dt
 import math
 import os
@@ -92,3 +93,14 @@ def emit(text: str, out: str | None) -> None:
     print(text)
     if out:
         Path(out).write_text(text + "\n")
+
+
+def pipeline_sampling_args(p: argparse.ArgumentParser, argv: list[str] | None) -> argparse.Namespace:
+    """The flags of the scripts that run the pipeline while sampling its processes (stage_time,
+    stage_memory): --quick / --preset, --interval, --dir, --out."""
+    p.add_argument("--quick", action="store_true", help="the smoke preset (default: --preset)")
+    p.add_argument("--preset", default="quick", choices=["smoke", "quick"])
+    p.add_argument("--interval", type=float, default=1.0, help="seconds between samples")
+    p.add_argument("--dir", default=None, help="pipeline output directory (default: a temporary one)")
+    p.add_argument("--out", default=None, help="also write the Markdown here")
+    return p.parse_args(argv)

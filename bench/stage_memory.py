@@ -25,7 +25,7 @@ import tempfile
 import threading
 import time
 
-from _common import ROOT, emit, machine_lines
+from _common import ROOT, emit, machine_lines, pipeline_sampling_args
 
 sys.path.insert(0, str(ROOT))
 
@@ -97,12 +97,7 @@ class StageSampler:
 
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--quick", action="store_true", help="the smoke preset (default: --preset)")
-    p.add_argument("--preset", default="quick", choices=["smoke", "quick"])
-    p.add_argument("--interval", type=float, default=1.0, help="seconds between samples")
-    p.add_argument("--dir", default=None, help="pipeline output directory (default: a temporary one)")
-    p.add_argument("--out", default=None, help="also write the Markdown here")
-    args = p.parse_args(argv)
+    args = pipeline_sampling_args(p, argv)
     preset = "smoke" if args.quick else args.preset
 
     import ray
