@@ -277,6 +277,29 @@ def finish(summary: dict[str, Any], files: Mapping[str, Sequence[Path]], out: Pa
         mlflow.set_tag(f"skipped.{name}", why[:500])
 
 
+def run_steps(
+    s: Setup, out: Path, summary: dict[str, Any], tracking_uri: str | None
+) -> dict[str, list[Path]]:
+    """Compute and draw each experiment in order (a tracked child run each), recording results and
+    skips in ``summary``; returns the files each experiment wrote."""
+    files: dict[str, list[Path]] = {}
+    done: dict[str, ExperimentResult] = {}
+    progress = Progress(len(EXPERIMENTS), "experiments", unit="experiments", every_s=0)
+    for i, step in enumerate(steps(s, done)):
+        progress.update(i)
+        if step.compute is None:
+            summary["skipped"][step.name] = step.skipped
+            continue
+        print(f"[experiments] {step.name} ({i + 1}/{len(EXPERIMENTS)}) started", flush=True)
+        draw = partial(computed_and_drawn, step.compute, out)
+        result, seconds = tracked_child(step.name, draw, tracking_uri)
+        record(summary, result, seconds)
+        done[result.name] = result
+        files[result.name] = result.files
+    progress.update(len(EXPERIMENTS))
+    return files
+
+
 def run_experiments(
     ae_dir: str,
     baseline_ae_dir: str | None,
@@ -323,27 +346,13 @@ def run_experiments(
     )
     params = run_params(s, out)
     summary = new_summary(params)
-    files: dict[str, list[Path]] = {}
-    done: dict[str, ExperimentResult] = {}
     t_all = time.perf_counter()
     note = f"Sampling and evaluation on {zoo} (Figure 4, Table 1, ensembles, transfer, novelty)"
     with tracking.run(
         "experiments", params, tracking_uri, nested=nested, tags={"stage": "experiments"}, description=note
     ):
         tracking.log_zoo_input(zoo)
-        progress = Progress(len(EXPERIMENTS), "experiments", unit="experiments", every_s=0)
-        for i, step in enumerate(steps(s, done)):
-            progress.update(i)
-            if step.compute is None:
-                summary["skipped"][step.name] = step.skipped
-                continue
-            print(f"[experiments] {step.name} ({i + 1}/{len(EXPERIMENTS)}) started", flush=True)
-            draw = partial(computed_and_drawn, step.compute, out)
-            result, seconds = tracked_child(step.name, draw, tracking_uri)
-            record(summary, result, seconds)
-            done[result.name] = result
-            files[result.name] = result.files
-        progress.update(len(EXPERIMENTS))
+        files = run_steps(s, out, summary, tracking_uri)
         finish(summary, files, out, time.perf_counter() - t_all)
         tracking.describe(tracking.table1_line(summary))
     return summary
