@@ -28,7 +28,7 @@ from hyperrep_ray import store  # noqa: E402
 from hyperrep_ray.autoencoder.bundle import HyperRepresentation, read_ae_info  # noqa: E402
 from hyperrep_ray.evaluation.novelty_inputs import weights_from_paths  # noqa: E402
 from hyperrep_ray.sampling.novelty_setup import NoveltySetup, novelty_setup  # noqa: E402
-from hyperrep_ray.weightspace.novelty import max_wrong_iou, wrong_masks  # noqa: E402
+from hyperrep_ray.weightspace.novelty import max_wrong_iou, score_masks, wrong_masks  # noqa: E402
 
 
 def within_novelty(masks: np.ndarray) -> float:
@@ -38,8 +38,8 @@ def within_novelty(masks: np.ndarray) -> float:
 
 
 def row(name: str, weights: np.ndarray, setup: NoveltySetup, activation: str) -> str:
-    scores = setup.score(weights).summary()
-    masks = wrong_masks(weights, setup.x, setup.y, activation)
+    masks = wrong_masks(weights, setup.x, setup.y, activation)  # once: for both novelties
+    scores = score_masks(masks, weights, setup.reference).summary()
     acc = 1.0 - masks.mean()
     return f"| {name} | {len(weights)} | {acc:.3f} | {scores.novelty:.3f} | {within_novelty(masks):.3f} |"
 

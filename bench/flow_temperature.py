@@ -25,7 +25,7 @@ from hyperrep_ray.autoencoder.artifacts import load_anchors  # noqa: E402
 from hyperrep_ray.autoencoder.bundle import HyperRepresentation, read_ae_info  # noqa: E402
 from hyperrep_ray.sampling.flow import FlowConfig, fit_flow, sample_flow  # noqa: E402
 from hyperrep_ray.sampling.novelty_setup import novelty_setup  # noqa: E402
-from hyperrep_ray.weightspace.novelty import wrong_masks  # noqa: E402
+from hyperrep_ray.weightspace.novelty import score_masks, wrong_masks  # noqa: E402
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -57,8 +57,8 @@ def main(argv: list[str] | None = None) -> int:
     for t in args.temperatures:
         z = sample_flow(flow, cfg.model_copy(update={"temperature": t}), args.n, args.seed)
         w = bundle.decode(z)
-        s = setup.score(w).summary()
-        masks = wrong_masks(w, setup.x, setup.y, activation)
+        masks = wrong_masks(w, setup.x, setup.y, activation)  # once: for both novelties
+        s = score_masks(masks, w, setup.reference).summary()
         acc = 1.0 - float(masks.mean())
         lines.append(
             f"| {t:g} | {acc:.3f} | {s.novelty:.3f} | {within_novelty(masks):.3f} | {s.nearest_l2:.3f} |"
