@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import importlib.metadata
 import re
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -65,17 +66,25 @@ def log_autoencoder(
     import mlflow
     from mlflow.tracking import MlflowClient
 
-    from hyperrep_ray.autoencoder.pyfunc_model import BUNDLE_ARTIFACT
-
     name = model_name(zoo_name)
-    info = mlflow.pyfunc.log_model(
-        name="hyper_representation",
-        python_model=str(MODEL_CODE),
-        artifacts={BUNDLE_ARTIFACT: str(bundle_dir)},
-        signature=signature(*shapes),
-        pip_requirements=requirements(),
-        registered_model_name=name,
-    )
+    with warnings.catch_warnings():
+        # the signature is given, so neither type hints on predict nor an input example are wanted;
+        # MLflow warns about both on every log (and on defining the model class), which would only
+        # clutter the pipeline's console
+        warnings.filterwarnings(
+            "ignore", message=".*type hints to the `predict` method", category=UserWarning
+        )
+        warnings.filterwarnings("ignore", message=".*input example was not provided", category=UserWarning)
+        from hyperrep_ray.autoencoder.pyfunc_model import BUNDLE_ARTIFACT
+
+        info = mlflow.pyfunc.log_model(
+            name="hyper_representation",
+            python_model=str(MODEL_CODE),
+            artifacts={BUNDLE_ARTIFACT: str(bundle_dir)},
+            signature=signature(*shapes),
+            pip_requirements=requirements(),
+            registered_model_name=name,
+        )
     client = MlflowClient()
     version = str(info.registered_model_version)
     client.update_model_version(name, version, description=description)
