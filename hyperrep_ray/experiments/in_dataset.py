@@ -42,7 +42,13 @@ def sample_in_task(run: RunRef | None, method: str, *args: Any, **kwargs: Any) -
 
 
 def draw_samples(
-    ae_dir: str, methods: Sequence[str], n: int, seed: int, bandwidth: float, gan_epochs: int
+    ae_dir: str,
+    methods: Sequence[str],
+    n: int,
+    seed: int,
+    bandwidth: float,
+    gan_epochs: int,
+    gan_steps: int | None = None,
 ) -> tuple[list[np.ndarray], list[str], list[str]]:
     """(embeddings, population names, notes): ``n`` samples of each sampler in ``methods``, one Ray task
     per sampler, so the two GANs (minutes each on a CPU) train side by side instead of one after the
@@ -58,7 +64,17 @@ def draw_samples(
     # instead of holding the GANs back; the results keep the order of ``methods``
     longest_first = sorted(methods, key=lambda m: not m.startswith("gan"))
     refs = {
-        m: task.remote(run, m, anchors_ref, acc_ref, n, seed, bandwidth=bandwidth, gan_epochs=gan_epochs)
+        m: task.remote(
+            run,
+            m,
+            anchors_ref,
+            acc_ref,
+            n,
+            seed,
+            bandwidth=bandwidth,
+            gan_epochs=gan_epochs,
+            gan_steps=gan_steps,
+        )
         for m in longest_first
     }
     zs, names, notes = [], [], []
@@ -85,6 +101,7 @@ def in_dataset(
     *,
     bandwidth: float | None = None,
     gan_epochs: int = DEFAULT_GAN_EPOCHS,
+    gan_steps: int | None = None,
     reference: pd.DataFrame | None = None,
     batch_size: int | None = None,
     decode_on_driver: bool = False,
@@ -103,7 +120,7 @@ def in_dataset(
     check_channels(ae_dir, data)
     hyper, init = zoo_hyper(zoo)
     h = DEFAULT_BANDWIDTH if bandwidth is None else float(bandwidth)
-    zs, names, notes = draw_samples(ae_dir, methods, n, seed, h, gan_epochs)
+    zs, names, notes = draw_samples(ae_dir, methods, n, seed, h, gan_epochs, gan_steps)
     bs = task_batch_size(n * max(1, len(zs)), batch_size)
     frames = []
     if zs:
@@ -131,6 +148,7 @@ def in_dataset(
         "methods": list(methods),
         "bandwidth": h,
         "gan_epochs": gan_epochs,
+        "gan_steps": gan_steps,
         "decode_on_driver": decode_on_driver,
     }
     result = ExperimentResult("in_dataset", {}, frame.reset_index(drop=True), [], params=params, notes=notes)

@@ -322,6 +322,7 @@ def sample(
     seed: int,
     bandwidth: float = DEFAULT_BANDWIDTH,
     gan_epochs: int = DEFAULT_GAN_EPOCHS,
+    gan_steps: int | None = None,
     fraction: float = TOP_FRACTION,
     device: str | torch.device = "cpu",
     neigh_kwargs: dict[str, Any] | None = None,
@@ -332,7 +333,8 @@ def sample(
 
     The ``*30`` methods first keep the top ``fraction`` anchors by accuracy (``accuracies`` is then
     required); S_C and S_U ignore accuracies. ``bandwidth`` is used by the KDE family and S_C,
-    ``gan_epochs``/``device`` by the GAN, ``neigh_kwargs`` go to :func:`sample_neighborhood`. The flows
+    ``gan_epochs``, ``gan_steps`` (a cap on its optimiser steps) and ``device`` by the GAN,
+    ``neigh_kwargs`` go to :func:`sample_neighborhood`. The flows
     train on all anchors with ``flow`` (default :class:`FlowConfig`; ``flow-top10`` makes it conditional
     and needs ``accuracies``) and log an MLflow run when ``tracking_uri`` is given.
     """
@@ -358,7 +360,7 @@ def sample(
         out = sample_neighborhood(arr, n, seed=seed, **(neigh_kwargs or {}))
         return out[0] if isinstance(out, tuple) else out
     if base == "gan":
-        gen = train_latent_gan(arr, seed=seed, epochs=gan_epochs, device=device)
+        gen = train_latent_gan(arr, seed=seed, epochs=gan_epochs, device=device, max_steps=gan_steps)
         return sample_gan(gen, n, seed=derived_seed(seed, 2))
     if base in ("flow", "flow-top10"):
         cfg = (flow or FlowConfig.model_validate({})).model_copy(update={"conditional": base == "flow-top10"})
