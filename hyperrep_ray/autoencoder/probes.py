@@ -28,7 +28,7 @@ from dataclasses import dataclass
 import numpy as np
 from sklearn.linear_model import Ridge, RidgeCV
 from sklearn.metrics import r2_score
-from sklearn.model_selection import GridSearchCV, GroupKFold
+from sklearn.model_selection import GroupKFold
 from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import StandardScaler
 
@@ -42,6 +42,7 @@ __all__ = [
     "Probe",
     "fit_probe",
     "fit_probes",
+    "group_cv_alphas",
     "metric_key",
     "probe_key",
     "probe_r2",
@@ -185,28 +186,48 @@ def fit_probe(
     x = _features(features_train, "features_train")
     y = _target(target_train, x.shape[0], "target_train")
     if alpha is not None:
-        pipe = Pipeline([("scale", StandardScaler()), ("ridge", Ridge(alpha=float(alpha)))]).fit(x, y)
-        return Probe.from_pipeline(pipe, float(alpha), "fixed")
+        return refit(x, y, float(alpha), "fixed")
     grid = [float(a) for a in alphas]
     n_groups = 0 if groups is None else len(np.unique(np.asarray(groups)))
     if groups is not None and len(np.asarray(groups).reshape(-1)) != x.shape[0]:
         raise ValueError(f"groups has {len(np.asarray(groups).reshape(-1))} entries for {x.shape[0]} rows")
     if n_groups >= 2:
-        k = min(n_splits, n_groups)
-        search = GridSearchCV(
-            Pipeline([("scale", StandardScaler()), ("ridge", Ridge())]),
-            {"ridge__alpha": grid},
-            cv=GroupKFold(n_splits=k),
-            scoring="neg_mean_squared_error",
-            refit=True,
-        )
-        search.fit(x, y, groups=np.asarray(groups).reshape(-1))
-        best = float(search.best_params_["ridge__alpha"])
-        return Probe.from_pipeline(search.best_estimator_, best, f"group-{k}-fold")
+        (best,), k = group_cv_alphas(x, y[:, None], np.asarray(groups).reshape(-1), grid, n_splits)
+        return refit(x, y, best, f"group-{k}-fold")
     if x.shape[0] < 2:
         raise ValueError("need at least 2 train rows to choose alpha by cross-validation; pass alpha=")
     pipe = Pipeline([("scale", StandardScaler()), ("ridge", RidgeCV(alphas=grid))]).fit(x, y)
     return Probe.from_pipeline(pipe, float(pipe.named_steps["ridge"].alpha_), "loo-gcv")
+
+
+def refit(x: np.ndarray, y: np.ndarray, alpha: float, selection: str) -> Probe:
+    """Standardiser + ridge with penalty ``alpha`` on all the rows."""
+    pipe = Pipeline([("scale", StandardScaler()), ("ridge", Ridge(alpha=alpha))]).fit(x, y)
+    return Probe.from_pipeline(pipe, alpha, selection)
+
+
+def group_cv_alphas(
+    x: np.ndarray, ys: np.ndarray, groups: np.ndarray, alphas: Sequence[float], n_splits: int = 5
+) -> tuple[list[float], int]:
+    """(the best of ``alphas`` for each target column of ``ys`` [rows, T], the number of folds k):
+    lowest mean squared error over group k-fold, the choice ``GridSearchCV`` makes for a standardiser +
+    ``Ridge`` pipeline with ``GroupKFold`` (ties go to the first alpha, as there). One SVD of each fold's
+    standardised train rows gives every alpha's solution for every target, where the grid search fits
+    a ridge per (alpha, fold, target): the same numbers, several times faster on 2,464 weights."""
+    if len(groups) != x.shape[0]:
+        raise ValueError(f"groups has {len(groups)} entries for {x.shape[0]} rows")
+    k = min(n_splits, len(np.unique(groups)))
+    mse = np.zeros((len(alphas), ys.shape[1]))
+    for tr, te in GroupKFold(n_splits=k).split(x, groups=groups):
+        scaler = StandardScaler().fit(x[tr])
+        a, b = scaler.transform(x[tr]), scaler.transform(x[te])
+        centre, y_mean = a.mean(axis=0), ys[tr].mean(axis=0)
+        u, sv, vt = np.linalg.svd(a - centre, full_matrices=False)
+        uty = u.T @ (ys[tr] - y_mean)
+        for i, alpha in enumerate(alphas):
+            coef = vt.T @ ((sv / (sv**2 + float(alpha)))[:, None] * uty)
+            mse[i] += (((b - centre) @ coef + y_mean - ys[te]) ** 2).mean(axis=0)
+    return [float(alphas[j]) for j in mse.argmin(axis=0)], k
 
 
 def probe_r2(probe: Probe, features_test: np.ndarray, target_test: np.ndarray) -> float:
@@ -252,9 +273,17 @@ def fit_probes(
         raise KeyError(f"targets {missing} have train values but no test values")
     metrics: dict[str, float] = {}
     probes: dict[str, Probe] = {}
+    names = list(targets_train)
+    grouped = alpha is None and groups_train is not None and len(np.unique(groups_train)) >= 2
     for featureset, x_train in train.items():
-        for target, y_train in targets_train.items():
-            probe = fit_probe(x_train, y_train, alpha=alpha, groups=groups_train)
+        if grouped:  # one set of fold SVDs for every target of this feature set
+            x = _features(x_train, featureset)
+            ys = np.stack([_target(targets_train[t], x.shape[0], t) for t in names], axis=1)
+            best, k = group_cv_alphas(x, ys, np.asarray(groups_train).reshape(-1), DEFAULT_ALPHAS)
+            fitted = [refit(x, ys[:, j], best[j], f"group-{k}-fold") for j in range(len(names))]
+        else:
+            fitted = [fit_probe(x_train, targets_train[t], alpha=alpha, groups=groups_train) for t in names]
+        for target, probe in zip(names, fitted, strict=True):
             metrics[metric_key(target, featureset)] = probe_r2(probe, test[featureset], targets_test[target])
             probes[probe_key(target, featureset)] = probe
     return metrics, probes

@@ -10,9 +10,11 @@ from sklearn.preprocessing import StandardScaler
 
 from hyperrep_ray.autoencoder.artifacts import load_probes, save_probes
 from hyperrep_ray.autoencoder.probes import (
+    DEFAULT_ALPHAS,
     Probe,
     fit_probe,
     fit_probes,
+    group_cv_alphas,
     metric_key,
     probe_r2,
     probe_targets,
@@ -151,3 +153,35 @@ def test_fit_probes_keys_and_values():
     )
     with pytest.raises(KeyError, match="no test rows"):
         fit_probes(train, {"z": test["z"]}, t_train, t_test)
+
+
+def test_group_cv_alphas_choose_what_the_grid_search_chooses():
+    """The shared-SVD selection against sklearn's GridSearchCV of a scaler + Ridge with GroupKFold, on
+    targets that want very different penalties (signal in few features, in many, and none)."""
+    from sklearn.model_selection import GridSearchCV, GroupKFold
+    from sklearn.pipeline import Pipeline
+
+    rng = np.random.default_rng(3)
+    x = rng.normal(size=(120, 60)) * rng.uniform(0.1, 5.0, size=60)
+    groups = np.repeat(np.arange(30), 4)
+    ys = np.stack(
+        [
+            x[:, 0] + 0.01 * rng.normal(size=120),
+            x @ rng.normal(size=60) * 0.1 + rng.normal(size=120),
+            rng.normal(size=120),
+        ],
+        axis=1,
+    )
+    ours, k = group_cv_alphas(x, ys, groups, DEFAULT_ALPHAS)
+    assert k == 5
+    for j in range(ys.shape[1]):
+        search = GridSearchCV(
+            Pipeline([("scale", StandardScaler()), ("ridge", Ridge())]),
+            {"ridge__alpha": list(DEFAULT_ALPHAS)},
+            cv=GroupKFold(n_splits=5),
+            scoring="neg_mean_squared_error",
+        ).fit(x, ys[:, j], groups=groups)
+        assert ours[j] == search.best_params_["ridge__alpha"]
+    assert len(set(ours)) > 1  # the toy does tell the penalties apart
+    with pytest.raises(ValueError, match="groups"):
+        group_cv_alphas(x, ys, groups[:-1], DEFAULT_ALPHAS)
