@@ -7,11 +7,13 @@ nothing: the preemption watcher polls drain state every 5 s, the metrics callbac
 Prometheus nobody scrapes, the worker's print patch sends every ``print`` to the console twice.
 :func:`apply_train_settings` switches those off through Ray's own environment variables (a value the
 user set wins); ``HYPERREP_RAY_DEFAULTS=1`` leaves every Ray default as it is (benchmarks compare).
+:func:`apply_data_settings` does the same for Ray Data's console when it is a log, not a terminal.
 """
 
 from __future__ import annotations
 
 import os
+import sys
 from typing import Any
 
 #: Set to 1 to run with Ray's own defaults (no settings of ours).
@@ -70,3 +72,19 @@ def apply_train_settings() -> dict[str, str]:
     set_now = {k: v for k, v in wanted.items() if k not in os.environ}
     os.environ.update(set_now)
     return set_now
+
+
+def apply_data_settings() -> bool:
+    """When stdout is a log rather than a terminal (``ray job logs``, a redirected run), Ray Data writes a
+    ten-line progress block every 10 s and two start-up lines per dataset: hundreds of lines in the
+    experiments stage, which prints one progress line per population itself. Switch both off in this
+    process's ``DataContext`` (each dataset built afterwards copies it); True when it did. A terminal
+    keeps Ray Data's progress bars; ``HYPERREP_RAY_DEFAULTS=1`` keeps everything."""
+    if ray_defaults_wanted() or sys.stdout.isatty():
+        return False
+    from ray.data import DataContext
+
+    ctx = DataContext.get_current()
+    ctx.enable_progress_bars = False
+    ctx.print_on_execution_start = False
+    return True

@@ -9,6 +9,7 @@ beside it; ``--tracking-uri`` or ``MLFLOW_TRACKING_URI`` points at a server inst
 from __future__ import annotations
 
 import json
+import logging
 import os
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
@@ -114,6 +115,8 @@ def run(
     if not nested or mlflow.active_run() is None:
         setup(tracking_uri, experiment)
     all_tags = {**(tags or {}), **({NOTE_TAG: description} if description else {})}
+    # the system-metrics monitor says "started / skip GPU / stopping / terminated" at INFO per run
+    logging.getLogger("mlflow.system_metrics").setLevel(logging.WARNING)
     with mlflow.start_run(
         run_name=name,
         nested=nested and mlflow.active_run() is not None,

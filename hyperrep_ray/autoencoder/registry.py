@@ -66,17 +66,12 @@ def log_autoencoder(
     import mlflow
     from mlflow.tracking import MlflowClient
 
+    from hyperrep_ray.autoencoder.pyfunc_model import BUNDLE_ARTIFACT
+
     name = model_name(zoo_name)
     with warnings.catch_warnings():
-        # the signature is given, so neither type hints on predict nor an input example are wanted;
-        # MLflow warns about both on every log (and on defining the model class), which would only
-        # clutter the pipeline's console
-        warnings.filterwarnings(
-            "ignore", message=".*type hints to the `predict` method", category=UserWarning
-        )
+        # the signature is given, so an input example is not needed; MLflow warns on every log
         warnings.filterwarnings("ignore", message=".*input example was not provided", category=UserWarning)
-        from hyperrep_ray.autoencoder.pyfunc_model import BUNDLE_ARTIFACT
-
         info = mlflow.pyfunc.log_model(
             name="hyper_representation",
             python_model=str(MODEL_CODE),

@@ -45,7 +45,7 @@ from hyperrep_ray.evaluation.finetune import (
     finetune_seeds,
 )
 from hyperrep_ray.progress import RunRef, current_run, reporting_to
-from hyperrep_ray.runtime import ensure_ray
+from hyperrep_ray.runtime import apply_data_settings, ensure_ray
 from hyperrep_ray.sampling.generate import sample_embeddings
 from hyperrep_ray.sampling.samplers import SAMPLERS
 from hyperrep_ray.zoo.cnn import init_params, layer_shapes, num_params, vector_to_model
@@ -218,6 +218,7 @@ def _dataset(column: str, values: np.ndarray, ids: np.ndarray, batch_size: int) 
     import ray
 
     ensure_ray()
+    apply_data_settings()
     if batch_size < 1:
         raise ValueError(f"batch_size must be >= 1, got {batch_size}")
     # one block per batch, so every batch is its own task and batches run in parallel
