@@ -375,6 +375,8 @@ SAMPLERS: dict[str, str] = {
     "kde-joint": "S_KDEJ",
     "kde-joint30": "S_KDEJ30",
     "kde30-code": "S_KDE30code",  # the per-dimension KDE as the 2022 authors' code runs it
+    "mix": "S_MIX",  # a point between two anchors (ours; hyperrep_ray.sampling.samplers.sample_mix)
+    "mix30": "S_MIX30",
     "neigh": "S_Neigh",
     "neigh30": "S_Neigh30",
     "gan": "S_GAN",

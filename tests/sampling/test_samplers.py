@@ -177,7 +177,8 @@ def test_registry_and_unknown_method(anchors, accuracies):
     assert S.SAMPLERS["kde30"] == "S_KDE30" and S.SAMPLERS["counterfactual"] == "S_C"
     assert S.SAMPLERS["kde30-code"] == "S_KDE30code"
     assert S.SAMPLERS["flow"] == "S_FLOW" and S.SAMPLERS["flow-top10"] == "S_FLOWtop10"
-    assert len(S.SAMPLERS) == 13
+    assert S.SAMPLERS["mix"] == "S_MIX" and S.SAMPLERS["mix30"] == "S_MIX30"
+    assert len(S.SAMPLERS) == 15
     with pytest.raises(ValueError, match="valid methods: uniform, counterfactual"):
         S.sample("vae", anchors, accuracies, 5, 0)
     with pytest.raises(ValueError, match="accuracies"):
@@ -190,3 +191,23 @@ def test_30_variants_use_only_top_anchors(anchors, accuracies):
     # with a tiny bandwidth every joint-KDE sample is (numerically) one of the top anchors
     dist = np.abs(z[:, None, :] - top[None, :, :].astype(np.float32)).max(-1).min(1)
     assert dist.max() < 1e-4
+
+
+def test_mix_lies_between_two_different_anchors_within_its_range():
+    """Three anchors far apart on the axes: every S_MIX sample is (1 - t) a + t b for two different
+    anchors a, b and t in MIX_RANGE, seeded; the *30 variant mixes only top anchors."""
+    anchors = np.eye(3, dtype=np.float32) * 0.9
+    z = S.sample_mix(anchors, 400, seed=0)
+    assert np.array_equal(z, S.sample_mix(anchors, 400, seed=0))
+    assert not np.array_equal(z, S.sample_mix(anchors, 400, seed=1))
+    assert np.allclose(z.sum(1), 0.9, atol=1e-6)  # on a segment between two anchors
+    assert ((z > 1e-6).sum(1) == 2).all()  # always two *different* anchors
+    t = z.max(1) / 0.9
+    lo, hi = S.MIX_RANGE
+    assert (np.minimum(t, 1 - t) >= min(lo, 1 - hi) - 1e-6).all() and (t <= max(hi, 1 - lo) + 1e-6).all()
+    acc = np.array([0.1, 0.2, 0.9, 0.95, 0.3, 0.99, 0.05, 0.5, 0.6, 0.7])
+    many = np.eye(10, dtype=np.float32)
+    top = S.sample("mix30", many, acc, 200, 0)
+    assert set(np.flatnonzero(top.sum(0))) == {2, 3, 5}  # the top 30 % of 10
+    with pytest.raises(ValueError, match="at least 2"):
+        S.sample_mix(anchors[:1], 5)
