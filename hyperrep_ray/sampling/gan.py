@@ -99,6 +99,31 @@ def capped_epochs(epochs: int, m: int, batch_size: int, max_steps: int | None) -
     return min(epochs, max(1, max_steps // per_epoch))
 
 
+def gan_step(
+    gen: LatentGenerator,
+    disc: LatentDiscriminator,
+    optimizers: tuple[torch.optim.Optimizer, torch.optim.Optimizer],
+    real: torch.Tensor,
+    noise: torch.Tensor,
+) -> tuple[float, float]:
+    """One discriminator step, then one generator step, on a batch of anchors and generator noise;
+    (discriminator loss, generator loss). Non-saturating loss: the generator maximises log D(G(n))."""
+    opt_g, opt_d = optimizers
+    bce = nn.BCEWithLogitsLoss()
+    ones = torch.ones(real.shape[0], 1, device=real.device)
+    zeros = torch.zeros(real.shape[0], 1, device=real.device)
+    fake = gen(noise)
+    loss_d = bce(disc(real), ones) + bce(disc(fake.detach()), zeros)
+    opt_d.zero_grad(set_to_none=True)
+    loss_d.backward()
+    opt_d.step()
+    loss_g = bce(disc(fake), ones)
+    opt_g.zero_grad(set_to_none=True)
+    loss_g.backward()
+    opt_g.step()
+    return float(loss_d.detach()), float(loss_g.detach())
+
+
 def train_latent_gan(
     anchors: np.ndarray,
     seed: int,
@@ -135,7 +160,6 @@ def train_latent_gan(
     g_cpu = torch.Generator().manual_seed(derived_seed(seed, 1))
     opt_g = torch.optim.Adam(gen.parameters(), lr=GAN_LR_GENERATOR, betas=GAN_ADAM_BETAS)
     opt_d = torch.optim.Adam(disc.parameters(), lr=GAN_LR_DISCRIMINATOR, betas=GAN_ADAM_BETAS)
-    bce = nn.BCEWithLogitsLoss()
     data = torch.as_tensor(arr, dtype=torch.float32, device=dev)
     gen.train()
     disc.train()
@@ -146,23 +170,10 @@ def train_latent_gan(
         n_batches = 0
         for start in range(0, m, batch_size):
             real = data[perm[start : start + batch_size]]
-            b = real.shape[0]
-            ones = torch.ones(b, 1, device=dev)
-            zeros = torch.zeros(b, 1, device=dev)
-            fake = gen(torch.randn(b, noise_dim, generator=g_cpu).to(dev))
-
-            loss_d = bce(disc(real), ones) + bce(disc(fake.detach()), zeros)
-            opt_d.zero_grad(set_to_none=True)
-            loss_d.backward()
-            opt_d.step()
-
-            loss_g = bce(disc(fake), ones)  # non-saturating: maximise log D(G(n))
-            opt_g.zero_grad(set_to_none=True)
-            loss_g.backward()
-            opt_g.step()
-
-            d_sum += float(loss_d.detach())
-            g_sum += float(loss_g.detach())
+            noise = torch.randn(real.shape[0], noise_dim, generator=g_cpu).to(dev)
+            loss_d, loss_g = gan_step(gen, disc, (opt_g, opt_d), real, noise)
+            d_sum += loss_d
+            g_sum += loss_g
             n_batches += 1
         gen.loss_history.append((d_sum / n_batches, g_sum / n_batches))
         progress.update(epoch)
