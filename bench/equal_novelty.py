@@ -63,9 +63,8 @@ def sampled(ae: str, method: str, n: int, seed: int, temperature: float) -> np.n
         anchors, acc = load_anchors(ae)
         conditional = method == "flow-top10"
         cfg = FlowConfig.model_validate({"temperature": temperature, "conditional": conditional})
-        flow = train_flow(
-            anchors, cfg, seed=seed, condition=condition_quantiles(acc) if conditional else None
-        )
+        condition = condition_quantiles(acc) if conditional else None
+        flow, _ = train_flow(anchors, cfg, seed=seed, condition=condition)
         z = sample_flow(flow, cfg, n, seed=derived_seed(seed, 3))
     else:
         z = sample_embeddings(ae, n, method, seed)
