@@ -109,7 +109,7 @@ def gan_step(
     """One discriminator step, then one generator step, on a batch of anchors and generator noise;
     (discriminator loss, generator loss). Non-saturating loss: the generator maximises log D(G(n))."""
     opt_g, opt_d = optimizers
-    bce = nn.BCEWithLogitsLoss()
+    bce = nn.functional.binary_cross_entropy_with_logits
     ones = torch.ones(real.shape[0], 1, device=real.device)
     zeros = torch.zeros(real.shape[0], 1, device=real.device)
     fake = gen(noise)
